@@ -1,0 +1,32 @@
+"""Shared test settings and fixtures."""
+import os
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+@pytest.fixture(scope="session")
+def repo_root():
+    """The repository root (where hw5.py, hw2_ResNet.py, ... live)."""
+    return ROOT
+
+
+@pytest.fixture(scope="session")
+def digits_split():
+    """The course's digits split: (X_train, y_train, X_test, y_test), first 180 = test."""
+    import utils_train_script
+
+    return utils_train_script.load_digits_data()
+
+
+def pytest_configure(config):
+    # The models under test are tiny: one intra-op thread is as fast, and it keeps the suite
+    # from stalling when the 2 cores are shared (OpenMP threads spin when oversubscribed).
+    import torch
+
+    torch.set_num_threads(1)

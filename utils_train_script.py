@@ -110,18 +110,18 @@ def make_run(C, seed, lr=0.1, num_classes=10, device="cpu", channels_last=True):
     return Run(C, seed, model, optimizer, generator)
 
 
-def batch_order(n, batch_size, generator):
-    """One epoch's mini-batches: a fresh permutation of range(n) cut into ``batch_size``
-    chunks (the last one smaller), like ``DataLoader(shuffle=True)``."""
-    return torch.randperm(n, generator=generator).split(batch_size)
+def batch_order(n, batch_size, generator, device="cpu"):
+    """One epoch's mini-batches: a fresh permutation of range(n) (drawn on the CPU from
+    ``generator``, moved to ``device`` once) cut into ``batch_size`` chunks, the last one
+    smaller, like ``DataLoader(shuffle=True)``."""
+    return torch.randperm(n, generator=generator).to(device).split(batch_size)
 
 
 def train_epoch(run, X, y, batch_size):
     """One epoch of mini-batch SGD on cross-entropy, batches sliced from (X, y)."""
     model, opt = run.model, run.optimizer
     model.train()
-    for idx in batch_order(len(X), batch_size, run.generator):
-        idx = idx.to(X.device)
+    for idx in batch_order(len(X), batch_size, run.generator, X.device):
         opt.zero_grad(set_to_none=True)
         loss = F.cross_entropy(model(X[idx]), y[idx])
         loss.backward()

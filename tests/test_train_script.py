@@ -186,11 +186,12 @@ def test_help_lists_every_flag(repo_root):
 
 def test_mnist_5k_data_for_the_resnet():
     """--dataset mnist-5k: 28x28, Normalize((0.5,), (1.0,)) so values in [-0.5, 0.5], and a
-    fixed disjoint 4000/1000 split of the 5,000 sample images."""
+    fixed disjoint split: 100 test images per class, the other 400 per class for training."""
     Xtr, ytr, Xte, yte = uts.load_mnist_data(dataset="mnist-5k")
     assert Xtr.shape == (4000, 1, 28, 28) and Xte.shape == (1000, 1, 28, 28)
     assert Xtr.min().item() == -0.5 and Xtr.max().item() == 0.5
-    assert torch.bincount(torch.cat([ytr, yte]), minlength=10).tolist() == [500] * 10
+    assert torch.bincount(yte, minlength=10).tolist() == [100] * 10
+    assert torch.bincount(ytr, minlength=10).tolist() == [400] * 10
     rows = {tuple(r.flatten().tolist()[::7]) for r in Xte[:50]}
     assert not rows & {tuple(r.flatten().tolist()[::7]) for r in Xtr}
     Xtr2, _, _, _ = uts.load_mnist_data(dataset="mnist-5k")

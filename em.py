@@ -110,7 +110,8 @@ def _check_sigma(sigma, name="sigma"):
     sigma = float(sigma)
     if not math.isfinite(sigma) or sigma <= 0:
         raise ValueError(f"{name} must be a finite number > 0, got {sigma}")
-    if not math.isfinite(1.0 / (2.0 * sigma * sigma)):
+    two_s2 = 2.0 * sigma * sigma
+    if two_s2 == 0.0 or not math.isfinite(1.0 / two_s2):
         raise ValueError(f"{name}={sigma} is too small: 1 / (2 {name}^2) overflows float64")
     return sigma
 
@@ -226,6 +227,12 @@ def _centred(P, Q, T):
     return P + (T - c), Q - c
 
 
+_SIGMA_SPREAD_MSG = (
+    "sigma={sigma} is too small for the spread of the points: the squared distances in units "
+    "of sigma overflow float64"
+)
+
+
 def _registration_sweep(A, B, sigma, log_pi, *, update_prior=False, R_out=None):
     """One E-step over row chunks (hw5 Q1(b)); the workhorse of every registration function.
 
@@ -236,7 +243,9 @@ def _registration_sweep(A, B, sigma, log_pi, *, update_prior=False, R_out=None):
     ``(rows, N)`` chunk buffers are allocated; there is never an ``(N, N, D)`` temporary.
     The expansion's rounding error in ``log N_ij`` is about ``1e-16 (||a||^2 + ||b||^2) /
     (2 sigma^2)`` (the points are centred first), e.g. ~1e-4 for unit-scale points and
-    ``sigma = 1e-6``; responsibilities stay finite and normalised for any ``sigma > 0``.
+    ``sigma = 1e-6``; responsibilities stay finite and normalised for any ``sigma > 0`` that
+    passes :func:`_check_sigma`, unless the squared distances in units of ``sigma`` overflow
+    float64, which raises ``ValueError`` (never a NaN result).
 
     Parameters
     ----------
@@ -259,20 +268,32 @@ def _registration_sweep(A, B, sigma, log_pi, *, update_prior=False, R_out=None):
         ``sum_i r_ij``, all the M-step needs for ``T``.
     """
     N = A.shape[0]
-    inv2s2 = 1.0 / (2.0 * sigma * sigma)
     log_norm = _log_norm_const(sigma)
-    # log N_ij = (2 a.b - ||a||^2 - ||b||^2) / (2 sigma^2) - log_norm, as ONE product of
+    # In units of sigma (a' = a / sigma, b' = b / sigma):
+    # log N_ij = a'.b' - ||a'||^2 / 2 - ||b'||^2 / 2 - log_norm, as ONE product of
     # augmented (N, D + 2) matrices:
-    #   [a / s^2, -||a||^2 / (2 s^2) - log_norm, -1] . [b, 1, ||b||^2 / (2 s^2)]
+    #   [a', -||a'||^2 / 2 - log_norm, -1] . [b', 1, ||b'||^2 / 2]
+    # Scaling the points (not the squared norms) by 1/sigma keeps every term finite whenever
+    # the scaled squared norms are: the product's partial sums are bounded by
+    # ||a'||^2 + ||b'||^2 + |log_norm|, so no inf - inf (NaN) can arise.  Where even the
+    # scaled squared norms (or the summed log-likelihood) overflow, sigma is too small for
+    # these points: a ValueError, never a NaN/inf result.
     D = A.shape[1]
-    A_aug = np.empty((N, D + 2))
-    A_aug[:, :D] = A * (2.0 * inv2s2)
-    A_aug[:, D] = -(np.einsum("ij,ij->i", A, A) * inv2s2 + log_norm)
+    inv_sigma = 1.0 / sigma
+    with np.errstate(over="ignore"):
+        A_aug = np.empty((N, D + 2))
+        np.multiply(A, inv_sigma, out=A_aug[:, :D])
+        sq_a = np.einsum("ij,ij->i", A_aug[:, :D], A_aug[:, :D])
+        Bt_aug = np.empty((D + 2, N))
+        np.multiply(B.T, inv_sigma, out=Bt_aug[:D])
+        sq_b = np.einsum("ij,ij->j", Bt_aug[:D], Bt_aug[:D])
+        bound = 2.0 * (float(sq_a.max()) + float(sq_b.max()))
+    if not math.isfinite(bound):
+        raise ValueError(_SIGMA_SPREAD_MSG.format(sigma=sigma))
+    A_aug[:, D] = -(0.5 * sq_a + log_norm)
     A_aug[:, D + 1] = -1.0
-    Bt_aug = np.empty((D + 2, N))
-    Bt_aug[:D] = B.T
     Bt_aug[D] = 1.0
-    Bt_aug[D + 1] = np.einsum("ij,ij->i", B, B) * inv2s2
+    Bt_aug[D + 1] = 0.5 * sq_b
     rows = max(1, min(N, _CHUNK_ELEMENTS // N))
     buf = np.empty((rows, N))
     ebuf = np.empty((rows, N))
@@ -305,6 +326,8 @@ def _registration_sweep(A, B, sigma, log_pi, *, update_prior=False, R_out=None):
             np.subtract(g, log_s[:, None], out=log_pi[i0:i1])
         if R_out is not None:
             np.multiply(e, inv_s[:, None], out=R_out[i0:i1])
+    if not math.isfinite(loglik):  # only a sum of N huge finite terms can get here
+        raise ValueError(_SIGMA_SPREAD_MSG.format(sigma=sigma))
     return loglik, colsum
 
 
@@ -772,6 +795,16 @@ def bernoulli_expected_log_likelihood(X, eta, pi, p):
     return float(np.sum(xlogy(eta, pi[None, :])) + np.sum(data_term))
 
 
+_TINY = np.finfo(np.float64).tiny
+_ONE_MINUS = float(np.nextafter(1.0, 0.0))  # largest float64 below 1
+
+
+def _clip_open_unit(p):
+    """Clip ``p`` in place into ``[tiny, 1 - 2**-53]``: strictly inside (0, 1), so ``log p``
+    and ``log1p(-p)`` are finite (used only with ``alpha > 0``)."""
+    return np.clip(p, _TINY, _ONE_MINUS, out=p)
+
+
 def _m_step(X, eta, alpha, X_mean):
     """(Smoothed) M-step; alpha = 0 is hw2 Q1(c) exactly."""
     n, K = eta.shape
@@ -780,6 +813,9 @@ def _m_step(X, eta, alpha, X_mean):
     if alpha > 0:
         p = (counts + alpha) / (Nk[:, None] + 2.0 * alpha)
         pi = (Nk + alpha) / (n + K * alpha)
+        # a tiny alpha can round p to exactly 0 or 1 (and pi to 0): keep them strictly inside
+        _clip_open_unit(p)
+        np.maximum(pi, _TINY, out=pi)
     else:
         empty = Nk <= 0
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -853,6 +889,7 @@ def _fit_once(X, K, max_iter, tol, alpha, rng, X_mean):
     p = 0.5 * X[idx] + 0.5 * X_mean
     if alpha > 0:
         p = (p * n + alpha) / (n + 2 * alpha)  # keep inside (0, 1) like every later M-step
+        _clip_open_unit(p)
     pi = np.full(K, 1.0 / K)
     lls, objs = [], []
     converged = False
@@ -1029,6 +1066,19 @@ def make_registration_problem(n_points=200, translation=(1.5, -0.7), noise=0.05,
     return P, Q, perm
 
 
+def _sigma_ticks(s_start, s_end):
+    """Ticks for the sigma axis: both ends of the schedule and the 1-2-5 values between them
+    (only the powers of 10 between them when that would give more than 8 ticks)."""
+    lo, hi = min(s_start, s_end), max(s_start, s_end)
+    decades = range(math.floor(math.log10(lo)), math.floor(math.log10(hi)) + 1)
+    for mantissas in [(1, 2, 5), (1,)]:
+        inner = [m * 10.0**e for e in decades for m in mantissas]
+        inner = [t for t in inner if lo * (1 + 1e-9) < t < hi * (1 - 1e-9)]
+        if len(inner) + 2 <= 8:
+            break
+    return sorted({lo, hi, *inner})
+
+
 def plot_registration(P, Q, perm, literal, annealed, T_true):
     """Figure: P, Q, P + T and the matches for literal and annealed EM, and log-likelihoods."""
     from matplotlib.figure import Figure
@@ -1059,8 +1109,10 @@ def plot_registration(P, Q, perm, literal, annealed, T_true):
         ax.autoscale_view()
     ax = axes[2]
     N = P.shape[0]
+    s_start, s_end = float(annealed.sigmas[0]), float(annealed.sigmas[-1])
     for res, name, color in [(literal, "literal (sigma fixed)", "tab:red"),
-                             (annealed, "annealed (sigma 5 -> 0.5)", "tab:green")]:
+                             (annealed, f"annealed (sigma {s_start:g} -> {s_end:g})",
+                              "tab:green")]:
         it = np.arange(res.log_likelihoods.size)
         ax.plot(it + 1, res.log_likelihoods / N, color=color, label=name)
     n_anneal = int(np.sum(annealed.sigmas != annealed.sigmas[-1]))
@@ -1079,7 +1131,7 @@ def plot_registration(P, Q, perm, literal, annealed, T_true):
     ax2.set_yscale("log")
     from matplotlib.ticker import FixedLocator, NullLocator, ScalarFormatter
 
-    ax2.yaxis.set_major_locator(FixedLocator([0.5, 1, 2, 5]))
+    ax2.yaxis.set_major_locator(FixedLocator(_sigma_ticks(s_start, s_end)))
     ax2.yaxis.set_minor_locator(NullLocator())
     ax2.yaxis.set_major_formatter(ScalarFormatter())
     ax2.set_ylabel("sigma (dashed)")

@@ -281,6 +281,53 @@ def test_registration_no_nan_tiny_sigma_far_points():
         assert ll == pytest.approx(-N * math.log(math.sqrt(2 * math.pi) * sigma), rel=1e-9)
 
 
+@pytest.mark.parametrize("sigma", [1e-170, 1e-200, 5e-324])
+def test_registration_sigma_so_small_that_2_sigma_squared_is_0_raises_value_error(sigma):
+    """2 sigma^2 underflows to 0 for sigma <~ 1.5e-162: a ValueError, not ZeroDivisionError."""
+    P = np.zeros((4, 2))
+    Pi = np.full((4, 4), 0.25)
+    for call in [lambda: em.registration_e_step(P, P, np.zeros(2), Pi, sigma),
+                 lambda: em.registration_log_likelihood(P, P, np.zeros(2), Pi, sigma),
+                 lambda: em.register_translation(P, P, sigma, max_iter=2),
+                 lambda: em.register_translation(P, P, 1.0, anneal=[2.0, sigma])]:
+        with pytest.raises(ValueError, match=r"too small: 1 / \(2 (sigma|anneal)\^2\) over"):
+            call()
+
+
+def test_registration_tiny_sigma_far_apart_points_never_nan():
+    """sigma = 1e-150 passes validation; with points ~1e5 apart the squared distances in units
+    of sigma overflow: a ValueError naming sigma, never an all-NaN R or a NaN log-likelihood.
+    Wherever a result is returned it is finite (R: the nearest-neighbour permutation)."""
+    rng = np.random.default_rng(3)
+    N = 6
+    P = rng.uniform(0.0, 1e5, size=(N, 2))
+    perm = rng.permutation(N)
+    Q = P[perm]
+    Pi = np.full((N, N), 1.0 / N)
+    T = np.zeros(2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow/invalid RuntimeWarning either
+        with pytest.raises(ValueError, match="sigma.*too small for the spread of the points"):
+            em.registration_e_step(P, Q, T, Pi, 1e-150)
+        with pytest.raises(ValueError, match="sigma.*too small for the spread of the points"):
+            em.registration_log_likelihood(P, Q, T, Pi, 1e-150)
+        with pytest.raises(ValueError, match="sigma.*too small for the spread of the points"):
+            em.register_translation(P, Q, 1e-150, max_iter=2)
+        n_ok = 0
+        for sigma in [1e-100, 1e-140, 1e-145, 1e-148, 1e-150, 1e-155, 1e-160]:
+            for scale in [1.0, 1e-3]:
+                try:
+                    R = em.registration_e_step(P * scale, Q * scale, T, Pi, sigma)
+                    ll = em.registration_log_likelihood(P * scale, Q * scale, T, Pi, sigma)
+                except ValueError as err:
+                    assert "sigma" in str(err)
+                    continue
+                n_ok += 1
+                assert np.all(np.isfinite(R)) and np.isfinite(ll)
+                np.testing.assert_array_equal(R, np.eye(N)[perm.argsort()])
+        assert n_ok >= 4  # the check rejects only what overflows
+
+
 def test_registration_memory_no_nnd_temporaries():
     """Peak memory of a fit is ~2 (N, N) float64 arrays (log Pi -> Pi, and R), never N*N*D."""
     N, D = 1500, 2
@@ -436,6 +483,34 @@ def test_bernoulli_no_nan_at_d784():
     assert np.all(np.isfinite(em.bernoulli_e_step(X[:5], np.array([0.5, 0.5]), p)))
 
 
+def test_bernoulli_tiny_alpha_keeps_p_inside_open_unit_interval():
+    """alpha = 1e-15 > 0: (counts + alpha) / (N_k + 2 alpha) rounds to exactly 1 for an
+    always-on pixel and (here) to ~1e-17 or 0 for an always-off one; p must stay strictly
+    inside (0, 1) so the prior's log1p(-p) and log p are finite (no -inf objective, no
+    divide warning) and convergence is possible."""
+    rng = np.random.default_rng(0)
+    n = 100
+    X = np.zeros((n, 4))
+    X[:, 0] = 1.0  # always on
+    # X[:, 1] always off
+    X[:, 2:] = rng.random((n, 2)) < 0.5
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any RuntimeWarning (log1p(-1), log(0)) fails
+        res = em.fit_bernoulli_mixture(X, 2, max_iter=200, seed=0, alpha=1e-15)
+    assert np.all(np.isfinite(res.log_posteriors)) and np.all(np.isfinite(res.log_likelihoods))
+    assert np.all((res.p > 0) & (res.p < 1)) and np.all(res.pi > 0)
+    assert res.converged
+    # the prior term is a finite, tiny correction: log_posteriors ~ log_likelihoods
+    np.testing.assert_allclose(res.log_posteriors, res.log_likelihoods, rtol=0, atol=1e-10)
+    # the always-on / always-off pixels sit at the edges of the open interval
+    assert np.all(res.p[:, 0] > 1 - 1e-12) and np.all(res.p[:, 1] < 1e-12)
+    # a pixel with exact 0/1 in a component with alpha = 0 stays exact (unchanged behaviour)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "components", RuntimeWarning)
+        res0 = em.fit_bernoulli_mixture(X, 2, max_iter=20, seed=0, alpha=0.0)
+    assert np.all(res0.p[:, 0] == 1.0) and np.all(res0.p[:, 1] == 0.0)
+
+
 # ------------------------------------------------------------------------------------------
 # bad input
 # ------------------------------------------------------------------------------------------
@@ -515,6 +590,26 @@ def test_cli_registration_and_bernoulli(tmp_path, capsys):
     summary = json.loads((out / "registration.json").read_text())
     assert set(summary) >= {"literal", "annealed", "T_true"}
     assert json.loads((out / "bernoulli.json").read_text())["n_iter"] <= 5
+
+
+@pytest.mark.parametrize("sigma, anneal_from, ticks", [
+    (0.5, 5.0, [0.5, 1.0, 2.0, 5.0]),  # the defaults
+    (0.1, 2.0, [0.1, 0.2, 0.5, 1.0, 2.0]),
+    (0.3, 0.8, [0.3, 0.5, 0.8]),
+])
+def test_registration_figure_legend_and_sigma_ticks_follow_the_schedule(sigma, anneal_from,
+                                                                          ticks):
+    P, Q, perm = em.make_registration_problem(12, (1.0, -0.5), 0.05, "random", seed=0)
+    literal = em.register_translation(P, Q, sigma, max_iter=3)
+    annealed = em.register_translation(P, Q, sigma, max_iter=em.ANNEAL_STEPS + 3,
+                                       anneal=anneal_from)
+    assert annealed.sigmas[0] == pytest.approx(anneal_from)
+    fig = em.plot_registration(P, Q, perm, literal, annealed, np.array([1.0, -0.5]))
+    ax_ll = fig.axes[2]
+    (ax_sigma,) = [ax for ax in fig.axes[3:] if ax.get_ylabel() == "sigma (dashed)"]
+    labels = [t.get_text() for t in ax_ll.get_legend().get_texts()]
+    assert f"annealed (sigma {anneal_from:g} -> {sigma:g})" in labels
+    np.testing.assert_allclose(ax_sigma.yaxis.get_major_locator()(), ticks, rtol=1e-12)
 
 
 def test_cli_help_lists_flags_with_defaults():

@@ -28,12 +28,6 @@ import tempfile
 import threading
 import time
 
-if __name__ == "__main__":
-    # Script runs only (``import hw5`` changes nothing): let idle OpenMP threads sleep instead of
-    # spin. On a shared machine spinning threads starve the busy ones (measured here: 2 threads
-    # went from ~0.16 s to ~1.4 s per iteration under load). Must be set before torch loads.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
 import numpy as np
 import torch
 import torch.nn.functional as F

@@ -330,7 +330,7 @@ def test_registration_tiny_sigma_far_apart_points_never_nan():
 
 def test_registration_memory_no_nnd_temporaries():
     """Peak memory of a fit is ~2 (N, N) float64 arrays (log Pi -> Pi, and R), never N*N*D."""
-    N, D = 1500, 2
+    N = 1500  # points are 2-D
     P, Q, _ = em.make_registration_problem(N, (1.5, -0.7), 0.05, "random", seed=1)
     tracemalloc.start()
     em.register_translation(P, Q, 0.5, max_iter=3)

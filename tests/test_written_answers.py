@@ -1,0 +1,811 @@
+"""Checks for docs/written_answers.md: every computable claim of the answer key, and the
+appendix that grades the submitted hw2 sheet.
+
+Each closed form is compared with an independent computation (autograd, a direct sum in
+high precision, real torch layers, scipy, brute-force enumeration, or the em.py functions,
+which tests/test_em.py already checks against literal loops).  Each check is paired with a
+negative control: a mutated formula (or the submitted one, where it is wrong) that the same
+check rejects, so the check is shown to be able to fail.
+"""
+
+import itertools
+import math
+import re
+from collections import Counter
+from decimal import Decimal, localcontext
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+from scipy.optimize import minimize
+from scipy.special import logsumexp
+
+import em
+
+ROOT = Path(__file__).resolve().parents[1]
+KEY = ROOT / "docs" / "written_answers.md"
+LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
+
+
+def _disagrees(a, b, rtol=1e-6, atol=1e-9):
+    """True when a and b are not allclose (or a is not finite): the negative-control verdict."""
+    a = np.asarray(a, dtype=float)
+    b = np.asarray(b, dtype=float)
+    return not (np.all(np.isfinite(a)) and np.allclose(a, b, rtol=rtol, atol=atol))
+
+
+# ==========================================================================================
+# hw5 Q1: registration.  (a)(i), (b)(i), (c)(i), (d)(i) and the 1(a)(ii)/(b)(ii) special cases
+# are in tests/test_em.py; here: the fully expanded special-case formulas as the key states them.
+# ==========================================================================================
+def _special_case(N, M, seed):
+    rng = np.random.default_rng(seed)
+    P = rng.normal(size=(N, 2)) * 2
+    Q = rng.normal(size=(N, 2)) * 2
+    R = np.zeros((N, N))
+    R[:M, 0] = 1.0
+    R[M:, 1] = 1.0
+    return rng, P, Q, R
+
+
+def key_q1_a_ii(P, Q, T, Pi, sigma):
+    """1(a)(ii) with Z = I, Gaussians expanded coordinate by coordinate."""
+    N = len(P)
+    total = 0.0
+    for i in range(N):
+        dx = P[i, 0] + T[0] - Q[i, 0]
+        dy = P[i, 1] + T[1] - Q[i, 1]
+        total += math.log(Pi[i, i]) - math.log(math.sqrt(2 * math.pi) * sigma)
+        total -= (dx * dx + dy * dy) / (2 * sigma**2)
+    return total
+
+
+def key_q1_c_ii(P, Q, T, Pi, sigma, M):
+    """1(c)(ii): Q(psi | psi_t) without r_ij and without N(.|.,.)."""
+    N = len(P)
+    total = sum(math.log(Pi[i, 0]) for i in range(M)) + sum(math.log(Pi[i, 1]) for i in range(M, N))
+    total -= N * math.log(math.sqrt(2 * math.pi) * sigma)
+    sq = 0.0
+    for i in range(N):
+        j = 0 if i < M else 1
+        sq += (P[i, 0] + T[0] - Q[j, 0]) ** 2 + (P[i, 1] + T[1] - Q[j, 1]) ** 2
+    return total - sq / (2 * sigma**2)
+
+
+def key_q1_d_ii(P, Q, M):
+    """1(d)(ii): T = (M q1 + (N - M) q2) / N - mean(p)."""
+    N = len(P)
+    return (M * Q[0] + (N - M) * Q[1]) / N - P.sum(axis=0) / N
+
+
+def test_hw5_q1_a_ii_expanded_form():
+    rng = np.random.default_rng(3)
+    N, sigma = 8, 0.6
+    P, Q = rng.normal(size=(N, 2)), rng.normal(size=(N, 2))
+    T = rng.normal(size=2)
+    Pi = rng.dirichlet(np.ones(N), size=N)
+    got = key_q1_a_ii(P, Q, T, Pi, sigma)
+    ref = em.registration_complete_log_likelihood(P, Q, np.eye(N), T, Pi, sigma)
+    assert got == pytest.approx(ref, rel=1e-12)
+    # negative control: sigma instead of sigma^2 in the exponent's denominator
+    bad = got + sum(np.sum((P + T - Q) ** 2, axis=1)) * (1 / (2 * sigma**2) - 1 / (2 * sigma))
+    assert _disagrees(bad, ref)
+
+
+@pytest.mark.parametrize("N", [6, 7])
+def test_hw5_q1_c_ii_expanded_q_special_case(N):
+    M = N // 2
+    rng, P, Q, R = _special_case(N, M, seed=N)
+    sigma = 0.8
+    for _ in range(5):  # Q is a function of the *new* (T, Pi): random ones
+        T = rng.normal(size=2)
+        Pi = rng.dirichlet(np.ones(N), size=N)
+        ref = em.registration_expected_log_likelihood(P, Q, R, T, Pi, sigma)
+        assert key_q1_c_ii(P, Q, T, Pi, sigma, M) == pytest.approx(ref, rel=1e-12)
+        # negative controls: the other split (ceil) for odd N, and dropping the log Pi terms
+        if N % 2:
+            assert _disagrees(key_q1_c_ii(P, Q, T, Pi, sigma, M + 1), ref)
+        no_prior = ref - sum(math.log(Pi[i, 0]) for i in range(M)) - sum(
+            math.log(Pi[i, 1]) for i in range(M, N))
+        assert _disagrees(no_prior, ref)
+
+
+@pytest.mark.parametrize("N, M", [(7, 3), (7, 4), (6, 3), (9, 1)])
+def test_hw5_q1_d_ii_translation_special_case(N, M):
+    """Both readings of [N/2] (floor 3, ceil 4 for N = 7): the formula holds for any split M."""
+    rng, P, Q, R = _special_case(N, M, seed=10 * N + M)
+    T_key = key_q1_d_ii(P, Q, M)
+    T_em, Pi_em = em.registration_m_step(P, Q, R)
+    np.testing.assert_allclose(T_key, T_em, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(Pi_em, R)  # Pi^(t+1) = R
+    # independent of em.py: maximise the key's expanded Q of (c)(ii) numerically over T
+    Pi = np.full((N, N), 1.0 / N)
+    opt = minimize(lambda t: -key_q1_c_ii(P, Q, t, Pi, 0.7, M), x0=np.zeros(2), method="BFGS",
+                   options={"gtol": 1e-10})
+    np.testing.assert_allclose(opt.x, T_key, atol=1e-6)
+    # negative controls: equal weights (q1 + q2)/2 (right only for M = N/2), and a sign flip
+    if 2 * M != N:
+        assert _disagrees((Q[0] + Q[1]) / 2 - P.mean(axis=0), T_em)
+    assert _disagrees(P.mean(axis=0) - (M * Q[0] + (N - M) * Q[1]) / N, T_em)
+
+
+# ==========================================================================================
+# hw5 Q2: VAE
+# ==========================================================================================
+def _family_dimension(param_map, n_out):
+    """Rank of the Jacobian of (mean, flattened covariance) w.r.t. the encoder outputs."""
+    theta = torch.randn(n_out, dtype=torch.float64)
+    J = torch.autograd.functional.jacobian(param_map, theta)
+    return int(torch.linalg.matrix_rank(J))
+
+
+def _identity_cov(t):  # outputs: mu1, mu2
+    return torch.cat([t[:2], torch.eye(2, dtype=t.dtype).flatten()])
+
+
+def _diag_cov(t):  # outputs: mu1, mu2, log s1^2, log s2^2 (the linked code's log_var)
+    return torch.cat([t[:2], torch.diag(torch.exp(t[2:4])).flatten()])
+
+
+def test_hw5_q2_a_encoder_output_sizes():
+    """Output size = number of free parameters of q(z|x): 2 (identity cov), 4 (diagonal)."""
+    torch.manual_seed(0)
+    assert _family_dimension(_identity_cov, 2) == 2
+    assert _family_dimension(_diag_cov, 4) == 4
+    # every diagonal Gaussian is reached: (mu, log var) -> N(mu, Diag(exp(log var)))
+    target = torch.tensor([0.3, -1.0, 0.25, 9.0], dtype=torch.float64)
+    out = torch.cat([target[:2], target[2:].log()])
+    np.testing.assert_allclose(_diag_cov(out)[[2, 5]].numpy(), [0.25, 9.0])
+    # a real encoder head of size 4 gives a 2-d sample through the reparameterisation
+    head = torch.nn.Linear(8, 4)
+    mu, log_var = head(torch.randn(5, 8)).chunk(2, dim=1)
+    z = mu + torch.exp(0.5 * log_var) * torch.randn_like(mu)
+    assert z.shape == (5, 2)
+    # negative controls: 3 outputs (one shared variance) cannot reach Diag(0.25, 9) -- rank 3;
+    # 5 outputs for the diagonal family are redundant -- rank 4 < 5
+    def shared(t):
+        return torch.cat([t[:2], (torch.exp(t[2]) * torch.eye(2, dtype=t.dtype)).flatten()])
+
+    def redundant(t):
+        return torch.cat([t[:2], torch.diag(torch.exp(t[2:4] + t[4])).flatten()])
+
+    assert _family_dimension(shared, 3) == 3 < 4
+    assert _family_dimension(redundant, 5) == 4 < 5
+
+
+def test_hw5_q2_b_i_inequality_chain_spot_check():
+    """The proof is prose; this only spot-checks each step of its chain on random pmfs."""
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        n = rng.integers(2, 8)
+        p, q = rng.dirichlet(np.ones(n)), rng.dirichlet(np.ones(n))
+        minus_kl = np.sum(p * np.log(q / p))
+        bound = np.sum(p * (q / p - 1))
+        assert minus_kl <= bound + 1e-12 and abs(bound) < 1e-12
+        assert stats.entropy(p, q) >= 0
+    assert stats.entropy(p, p) == pytest.approx(0.0, abs=1e-15)
+
+
+def key_kl(y_gt, a):
+    """D_KL(P || Q) = softplus((2 y_gt - 1) w.x), evaluated stably."""
+    s = (2 * np.asarray(y_gt) - 1) * np.asarray(a, dtype=np.float64)
+    return np.maximum(s, 0) + np.log1p(np.exp(-np.abs(s)))
+
+
+def direct_kl(y_gt, a):
+    """sum_y P(y) log(P(y) / Q(y|x)) with Eq. (4), in 400-digit decimal arithmetic (enough to
+    resolve 1 - Q down to float64's smallest subnormals)."""
+    with localcontext() as ctx:
+        ctx.prec = 400
+        a = Decimal(float(a))
+        q0 = 1 / (1 + (-a).exp())
+        q = {0: q0, 1: (-a).exp() / (1 + (-a).exp())}
+        total = Decimal(0)
+        for y in (0, 1):
+            p = Decimal(1) if y == y_gt else Decimal(0)
+            if p > 0:  # 0 log 0 = 0
+                total += p * (p / q[y]).ln()
+        return float(total)
+
+
+def _kl_cases():
+    rng = np.random.default_rng(1)
+    cases = []
+    for scale in (0.1, 3.0, 40.0, 400.0):  # random w.x from ~0.1 to ~1000 in size
+        w, x = rng.normal(size=5), rng.normal(size=5) * scale
+        cases.append(float(w @ x))
+    return cases + [0.0, 709.0, 710.5, -710.5, 800.0, -800.0, 1e4, -1e4]
+
+
+@pytest.mark.parametrize("y_gt", [0, 1])
+def test_hw5_q2_b_ii_kl_closed_form_vs_direct_sum(y_gt):
+    a = np.array(_kl_cases())
+    ref = np.array([direct_kl(y_gt, v) for v in a])
+    got = key_kl(y_gt, a)
+    assert np.all(np.isfinite(got))
+    np.testing.assert_allclose(got, ref, rtol=1e-14, atol=1e-300)
+    # the key's second form y_gt w.x + log(1 + exp(-w.x)) on the moderate cases
+    m = np.abs(a) < 30
+    np.testing.assert_allclose(y_gt * a[m] + np.log1p(np.exp(-a[m])), ref[m], rtol=1e-12)
+    # torch's BCE-with-logits: Q(y = 1 | x) = sigmoid(-w.x), so the logit of y = 1 is -w.x
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(
+        torch.tensor(-a), torch.full((len(a),), float(y_gt), dtype=torch.float64),
+        reduction="none")
+    np.testing.assert_allclose(bce.numpy(), ref, rtol=1e-12, atol=1e-300)
+
+
+def test_hw5_q2_b_ii_negative_controls():
+    a = np.array(_kl_cases())
+    for y_gt in (0, 1):
+        ref = np.array([direct_kl(y_gt, v) for v in a])
+        # naive log(1 + exp(s)) overflows to inf for s > ~709.8
+        with np.errstate(over="ignore"):
+            naive = np.log(1 + np.exp((2 * y_gt - 1) * a))
+        assert not np.all(np.isfinite(naive)) and _disagrees(naive, ref)
+        # wrong sign (the usual sigmoid convention Q(y=1) = sigmoid(w.x), not Eq. (4))
+        assert _disagrees(key_kl(1 - y_gt, a), ref)
+        if y_gt == 1:  # missing the y_gt w.x term
+            assert _disagrees(np.log1p(np.exp(-np.clip(a, -700, 700))), ref)
+
+
+MU = np.array([1.0, -3.0])
+SIG = np.array([0.5, 2.0])
+
+
+def reparam(v, sigma=SIG, mu=MU):
+    return sigma * v + mu
+
+
+def test_hw5_q2_c_ii_reparameterised_sample_has_law_of_z():
+    Sigma = np.diag(SIG**2)
+    # (1) change of variables: p_V(u) = p_v((u - mu) / sigma) / (sigma1 sigma2) = N(u; mu, Sigma)
+    rng = np.random.default_rng(0)
+    U = rng.normal(size=(200, 2)) * 3
+    dens = stats.multivariate_normal(np.zeros(2), np.eye(2)).pdf((U - MU) / SIG) / np.prod(SIG)
+    np.testing.assert_allclose(dens, stats.multivariate_normal(MU, Sigma).pdf(U), rtol=1e-12)
+    # (2) moments and KS at a fixed seed
+    V = reparam(rng.standard_normal((20000, 2)))
+    se = SIG / math.sqrt(len(V))
+    assert np.all(np.abs(V.mean(axis=0) - MU) < 4 * se)
+    np.testing.assert_allclose(np.cov(V.T), Sigma, atol=0.06 * SIG.max() ** 2)
+    for i in range(2):
+        assert stats.kstest(V[:, i], "norm", args=(MU[i], SIG[i])).pvalue > 1e-3
+    # joint: the squared Mahalanobis distance of V is chi-square with 2 degrees of freedom
+    d2 = np.sum(((V - MU) / SIG) ** 2, axis=1)
+    assert stats.kstest(d2, "chi2", args=(2,)).pvalue > 1e-3
+
+
+def test_hw5_q2_c_ii_negative_controls():
+    """The same moment/KS check rejects sigma^2 for sigma, a flipped mu, and swapped sigmas."""
+    rng = np.random.default_rng(0)
+    v = rng.standard_normal((20000, 2))
+    for V in (reparam(v, sigma=SIG**2), reparam(v, mu=-MU), reparam(v, sigma=SIG[::-1])):
+        ks = [stats.kstest(V[:, i], "norm", args=(MU[i], SIG[i])).pvalue for i in range(2)]
+        assert min(ks) < 1e-10
+
+
+def key_grads(g, v, sigma):
+    """(c)(iii): dL/dmu = g, dL/dsigma_i = g_i v_i; and dL/dlog(sigma_i^2) = g_i v_i sigma_i / 2."""
+    return g, g * v, 0.5 * g * v * sigma
+
+
+def test_hw5_q2_c_iii_gradients_vs_autograd():
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(20):
+        mu = torch.randn(2, dtype=torch.float64, generator=gen).requires_grad_()
+        log_var = torch.randn(2, dtype=torch.float64, generator=gen).requires_grad_()
+        sigma = torch.exp(0.5 * log_var)
+        sigma.retain_grad()
+        v = torch.randn(2, dtype=torch.float64, generator=gen)
+        g = torch.randn(2, dtype=torch.float64, generator=gen)
+        z = sigma * v + mu
+        z.backward(g)  # upstream gradient g on z
+        d_mu, d_sigma, d_logvar = key_grads(g, v, sigma.detach())
+        torch.testing.assert_close(mu.grad, d_mu)
+        torch.testing.assert_close(sigma.grad, d_sigma)
+        torch.testing.assert_close(log_var.grad, d_logvar)
+        # negative controls: dropping v, or swapping v1 and v2
+        assert _disagrees(g.numpy(), sigma.grad.numpy())
+        assert _disagrees((g * v.flip(0)).numpy(), sigma.grad.numpy())
+
+
+def test_hw5_q2_c_iv_sample_blocks_gradients_rsample_passes_them():
+    """Illustration only (the answer is prose): a direct draw has no gradient path."""
+    mu = torch.zeros(2, requires_grad=True)
+    sigma = torch.ones(2, requires_grad=True)
+    dist = torch.distributions.Normal(mu, sigma)
+    assert dist.sample().grad_fn is None and not dist.sample().requires_grad
+    torch.manual_seed(0)
+    z = dist.rsample()
+    z.sum().backward()
+    torch.manual_seed(0)
+    v = torch.randn(2)
+    torch.testing.assert_close(sigma.grad, v)  # = g * v with g = 1, as in (c)(iii)
+    torch.testing.assert_close(mu.grad, torch.ones(2))
+
+
+# ==========================================================================================
+# hw2 Q1: Bernoulli mixture.  log P(x|p_k), the mixture log-likelihood, eta and the M-step are
+# in tests/test_em.py; here: what those tests do not cover.
+# ==========================================================================================
+def _small_mixture(seed, n=4, D=5, K=3):
+    rng = np.random.default_rng(seed)
+    X = (rng.random((n, D)) < 0.5).astype(float)
+    pi = rng.dirichlet(np.ones(K))
+    p = rng.uniform(0.05, 0.95, size=(K, D))
+    return rng, X, pi, p
+
+
+def bern_pmf(x, q):
+    """(a)(i): prod_d q_d^x_d (1 - q_d)^(1 - x_d)."""
+    return float(np.prod(q**x * (1 - q) ** (1 - x)))
+
+
+def test_hw2_q1_a_i_pmf_is_a_distribution():
+    rng = np.random.default_rng(0)
+    D = 6
+    q = rng.uniform(0.01, 0.99, size=D)
+    xs = np.array(list(itertools.product([0, 1], repeat=D)), dtype=float)
+    probs = np.array([bern_pmf(x, q) for x in xs])
+    assert probs.sum() == pytest.approx(1.0, rel=1e-12)
+    np.testing.assert_allclose(probs @ xs, q, rtol=1e-12)  # marginals P(x_d = 1) = q_d
+    np.testing.assert_allclose(np.log(probs), em.bernoulli_log_prob(xs, q[None])[:, 0], rtol=1e-12)
+    # negative control: exponents swapped
+    bad = np.array([float(np.prod(q ** (1 - x) * (1 - q) ** x)) for x in xs])
+    assert _disagrees(bad @ xs, q)
+
+
+def test_hw2_q1_b_iii_complete_likelihood_marginalises_to_mixture():
+    """sum over all K^n one-hot Z of prod_i prod_k [pi_k P(x_i|p_k)]^z_ik = P(D | pi, p)."""
+    _, X, pi, p = _small_mixture(0)
+    n, K = len(X), len(pi)
+    lik = np.array([[bern_pmf(x, pk) for pk in p] for x in X])
+    total = bad = 0.0
+    for ks in itertools.product(range(K), repeat=n):
+        Z = np.eye(K)[list(ks)]
+        total += np.prod((pi[None] * lik) ** Z)
+        bad += np.prod(lik**Z)  # negative control: P(D|Z) without the prior P(Z|pi)
+    ref = math.exp(em.bernoulli_mixture_log_likelihood(X, pi, p))
+    assert total == pytest.approx(ref, rel=1e-12)
+    assert _disagrees(bad, ref)
+
+
+def key_expected_complete_loglik(X, eta, pi_new, p_new):
+    """(b)(v): sum_i sum_k eta_ik [log pi_k + sum_d x log p + (1 - x) log(1 - p)]."""
+    L = X @ np.log(p_new).T + (1 - X) @ np.log1p(-p_new).T
+    return float(np.sum(eta * (np.log(pi_new)[None] + L)))
+
+
+def test_hw2_q1_b_v_expected_complete_loglik_by_enumeration():
+    """E over the posterior of Z (old parameters) of log P(Z, D | new parameters), by brute force."""
+    rng, X, pi, p = _small_mixture(1)
+    n, K = len(X), len(pi)
+    pi_new, p_new = rng.dirichlet(np.ones(K)), rng.uniform(0.05, 0.95, size=p.shape)
+    lik_old = np.array([[bern_pmf(x, pk) for pk in p] for x in X])
+    lik_new = np.array([[bern_pmf(x, pk) for pk in p_new] for x in X])
+    post = np.zeros(K**n)
+    logc = np.zeros(K**n)
+    for idx, ks in enumerate(itertools.product(range(K), repeat=n)):
+        post[idx] = np.prod([pi[k] * lik_old[i, k] for i, k in enumerate(ks)])
+        logc[idx] = sum(math.log(pi_new[k] * lik_new[i, k]) for i, k in enumerate(ks))
+    post /= post.sum()
+    ref = float(post @ logc)
+    eta = em.bernoulli_e_step(X, pi, p)
+    assert key_expected_complete_loglik(X, eta, pi_new, p_new) == pytest.approx(ref, rel=1e-12)
+    assert em.bernoulli_expected_log_likelihood(X, eta, pi_new, p_new) == pytest.approx(ref, rel=1e-12)
+    # negative control: the prior pi instead of the posterior eta as the weights
+    assert _disagrees(key_expected_complete_loglik(X, np.tile(pi, (n, 1)), pi_new, p_new), ref)
+
+
+def _q_torch(X, eta, pi, p):
+    L = X @ torch.log(p).T + (1 - X) @ torch.log1p(-p).T
+    return torch.sum(eta * (torch.log(pi)[None] + L))
+
+
+def key_dq_dp(X, eta, p):
+    """(c)(i): dQ/dp_kd = sum_i eta_ik (x_id / p_kd - (1 - x_id) / (1 - p_kd))."""
+    return eta.T @ X / p - eta.T @ (1 - X) / (1 - p)
+
+
+def test_hw2_q1_c_stationarity_and_lagrange():
+    rng = np.random.default_rng(2)
+    n, D, K = 30, 6, 3
+    X = (rng.random((n, D)) < 0.4).astype(float)
+    eta = rng.dirichlet(np.ones(K), size=n)
+    p0 = rng.uniform(0.1, 0.9, size=(K, D))
+    pi0 = rng.dirichlet(np.ones(K))
+    pt = torch.tensor(p0, requires_grad=True)
+    _q_torch(torch.tensor(X), torch.tensor(eta), torch.tensor(pi0), pt).backward()
+    np.testing.assert_allclose(key_dq_dp(X, eta, p0), pt.grad.numpy(), rtol=1e-10)
+    # the key's M-step: gradient in p is zero there; Lagrange condition N_k / pi_k + lambda = 0
+    # holds with lambda = -n for every k
+    pi_new, p_new = em.bernoulli_m_step(X, eta)
+    Nk = eta.sum(axis=0)
+    np.testing.assert_allclose(p_new, eta.T @ X / Nk[:, None], rtol=1e-12)
+    np.testing.assert_allclose(key_dq_dp(X, eta, p_new), 0.0, atol=1e-10)
+    np.testing.assert_allclose(Nk / pi_new + (-n), 0.0, atol=1e-9)
+    np.testing.assert_allclose(pi_new, Nk / Nk.sum(), rtol=1e-12)
+    # negative controls: the derivative of log(1 - p) taken as +1/(1 - p) (the submitted C.i);
+    # p normalised by n instead of N_k; pi without the constraint's normalisation
+    assert _disagrees(eta.T @ X / p0 + eta.T @ (1 - X) / (1 - p0), pt.grad.numpy())
+    assert _disagrees(key_dq_dp(X, eta, eta.T @ X / n), 0.0, atol=1e-6)
+    assert _disagrees(Nk / (Nk / Nk.max()) + (-n), 0.0, atol=1e-6)
+
+
+# ==========================================================================================
+# hw2 Q2: deep net
+# ==========================================================================================
+def sig(u):
+    return 1 / (1 + np.exp(-u))
+
+
+def _random_points(n=500, seed=0):
+    rng = np.random.default_rng(seed)
+    return [rng.normal(scale=2.0, size=n) for _ in range(4)]  # w1, w2, w3, x
+
+
+def _autograd(w1, w2, w3, x):
+    w1, w2, w3 = (torch.tensor(w, requires_grad=True) for w in (w1, w2, w3))
+    x = torch.tensor(x)
+    f = w3 * torch.sigmoid(w2 * torch.sigmoid(w1 * x))
+    f.sum().backward()
+    return w1.grad.numpy(), w2.grad.numpy(), w3.grad.numpy()
+
+
+def key_grads_deep(w1, w2, w3, x):
+    """(d)-(f) with h1 = sigma(w1 x), h2 = sigma(w2 h1) retained from the forward pass."""
+    h1 = sig(w1 * x)
+    h2 = sig(w2 * h1)
+    d2 = w3 * h2 * (1 - h2)  # df/du2
+    d1 = d2 * w2 * h1 * (1 - h1)  # df/du1
+    return d1 * x, d2 * h1, h2  # df/dw1, df/dw2, df/dw3
+
+
+def test_hw2_q2_a_computation_graph():
+    w1, w2, w3 = (torch.tensor(v, requires_grad=True) for v in (0.3, -1.2, 0.7))
+    f = w3 * torch.sigmoid(w2 * torch.sigmoid(w1 * torch.tensor(1.5)))
+    chain, leaves, node = [], [], f.grad_fn
+    while node is not None:
+        chain.append(type(node).__name__)
+        nxt = None
+        for child, _ in node.next_functions:
+            if child is None:
+                continue
+            if type(child).__name__ == "AccumulateGrad":
+                leaves.append(child.variable)
+            else:
+                nxt = child
+        node = nxt
+    assert chain == ["MulBackward0", "SigmoidBackward0", "MulBackward0", "SigmoidBackward0",
+                     "MulBackward0"]
+    assert [leaf is w for leaf, w in zip(leaves, (w3, w2, w1))] == [True] * 3
+
+
+def test_hw2_q2_b_sigmoid_derivative_both_forms():
+    u = torch.linspace(-30, 30, 2001, dtype=torch.float64, requires_grad=True)
+    torch.sigmoid(u).sum().backward()
+    un = u.detach().numpy()
+    form1 = np.exp(-un) / (1 + np.exp(-un)) ** 2
+    form2 = sig(un) * (1 - sig(un))
+    # autograd (like form 2) computes 1 - sigma(u), which loses digits for large u: allow
+    # float64's absolute rounding (~1e-16) there
+    np.testing.assert_allclose(form1, u.grad.numpy(), rtol=1e-9, atol=3e-16)
+    np.testing.assert_allclose(form2, u.grad.numpy(), rtol=1e-9, atol=3e-16)
+    # negative controls: a missing square, and sigma (1 + sigma)
+    assert _disagrees(np.exp(-un) / (1 + np.exp(-un)), u.grad.numpy())
+    assert _disagrees(sig(un) * (1 + sig(un)), u.grad.numpy())
+
+
+def test_hw2_q2_def_gradients_vs_autograd():
+    w1, w2, w3, x = _random_points()
+    g1, g2, g3 = _autograd(w1, w2, w3, x)
+    k1, k2, k3 = key_grads_deep(w1, w2, w3, x)
+    np.testing.assert_allclose(k3, g3, rtol=1e-12)
+    np.testing.assert_allclose(k2, g2, rtol=1e-10, atol=1e-300)
+    np.testing.assert_allclose(k1, g1, rtol=1e-10, atol=1e-300)
+    h1 = sig(w1 * x)
+    h2 = sig(w2 * h1)
+    # negative controls: missing w3 in df/dw2; missing x in df/dw1; sigma'(u) without the (1 - h)
+    assert _disagrees(h2 * (1 - h2) * h1, g2)
+    assert _disagrees(w3 * h2 * (1 - h2) * w2 * h1 * (1 - h1), g1)
+    assert _disagrees(w3 * h2 * w2 * h1 * x, g1)
+
+
+class _Num:
+    """A float that counts the arithmetic done with it (to compare evaluation orders)."""
+
+    ops = Counter()
+
+    def __init__(self, v):
+        self.v = float(v)
+
+    @staticmethod
+    def _val(o):
+        return o.v if isinstance(o, _Num) else float(o)
+
+    def __mul__(self, o):
+        _Num.ops["mul"] += 1
+        return _Num(self.v * self._val(o))
+
+    __rmul__ = __mul__
+
+    def __rsub__(self, o):
+        _Num.ops["add"] += 1
+        return _Num(self._val(o) - self.v)
+
+
+def _nsig(u):
+    _Num.ops["exp"] += 1
+    return _Num(1 / (1 + math.exp(-u.v)))
+
+
+def test_hw2_q2_f_reverse_order_reuses_forward_values():
+    rng = np.random.default_rng(4)
+    for _ in range(20):
+        w1, w2, w3, x = (_Num(v) for v in rng.normal(scale=2.0, size=4))
+        ref = _autograd(*(np.array([v.v]) for v in (w1, w2, w3, x)))
+        _Num.ops.clear()
+        h1 = _nsig(w1 * x)  # forward pass; keep h1, h2
+        h2 = _nsig(w2 * h1)
+        w3 * h2
+        forward = Counter(_Num.ops)
+        # backward in reverse order w3, w2, w1, reusing delta2 = df/du2 for df/dw1
+        _Num.ops.clear()
+        g3 = h2
+        d2 = w3 * (h2 * (1 - h2))
+        g2 = d2 * h1
+        g1 = (d2 * w2) * (h1 * (1 - h1)) * x
+        reuse = Counter(_Num.ops)
+        np.testing.assert_allclose([g1.v, g2.v, g3.v], [r[0] for r in ref], rtol=1e-12)
+        # each derivative from its own closed form (retained h1, h2, nothing shared)
+        _Num.ops.clear()
+        w3 * h2 * (1 - h2) * h1
+        w3 * h2 * (1 - h2) * w2 * h1 * (1 - h1) * x
+        separate = Counter(_Num.ops)
+        # ... and without retaining the forward values (each derivative recomputes h1, h2)
+        _Num.ops.clear()
+        _nsig(w2 * _nsig(w1 * x))
+        for _ in range(2):
+            h1b = _nsig(w1 * x)
+            _nsig(w2 * h1b)
+        no_store = Counter(_Num.ops) + separate
+        assert forward == {"mul": 3, "exp": 2}
+        assert reuse == {"mul": 7, "add": 2}  # no exp: sigma' comes from the stored h
+        assert separate == {"mul": 9, "add": 3}
+        assert no_store["exp"] == 6 and sum(no_store.values()) > sum(separate.values())
+
+
+def conv_out(i, f, s=1, p=0):
+    return (i + 2 * p - f) // s + 1
+
+
+def test_hw2_q2_g_output_sizes_real_layers():
+    x = torch.zeros(1, 1, 28, 28)
+    conv = torch.nn.Conv2d(1, 20, 5, stride=1, padding=0)
+    y = conv(x)
+    assert y.shape == (1, 20, 24, 24) and conv_out(28, 5) == 24
+    z = torch.nn.MaxPool2d(2)(y)
+    assert z.shape == (1, 20, 12, 12) and conv_out(24, 2, s=2) == 12
+
+
+def test_hw2_q2_h_all_integer_solutions():
+    """All (F, S) with padding 0 that take 20 x 12 x 12 to 50 x 4 x 4 after a 2x2 max-pool."""
+    x = torch.zeros(1, 20, 12, 12)
+    pool = torch.nn.MaxPool2d(2)
+    solutions = []
+    with torch.no_grad():
+        for F in range(1, 13):
+            for S in range(1, 13):
+                y = torch.nn.Conv2d(20, 50, F, stride=S, padding=0)(x)
+                assert y.shape[-1] == conv_out(12, F, S)
+                if y.shape[-1] >= 2 and pool(y).shape == (1, 50, 4, 4):
+                    solutions.append((F, S, y.shape[-1]))
+    assert solutions == [(4, 1, 9), (5, 1, 8)]
+    exact = [(F, S) for F, S, o in solutions if o == 2 * 4]  # the pool tiles the map exactly
+    assert exact == [(5, 1)]
+    conv = torch.nn.Conv2d(20, 50, 5, stride=1)
+    assert tuple(conv.weight.shape) == (50, 20, 5, 5)
+    assert sum(t.numel() for t in conv.parameters()) == 50 * 20 * 25 + 50
+
+
+# ==========================================================================================
+# Appendix: the submitted hw2 answers, evaluated as written
+# ==========================================================================================
+def submitted_a_iii_middle(X, pi, p):
+    """A.iii, second-to-last step: sum_i sum_k pi_k log P(x_i | p_k)."""
+    L = em.bernoulli_log_prob(X, p)
+    return float(np.sum(L @ pi))
+
+
+def submitted_a_iii_final(X, pi, p):
+    """A.iii, last step: sum_i log sum_k pi_k (sum_d p^x (1 - p)^(1 - x))  -- a sum over d."""
+    s = np.array([[np.sum(pk**x * (1 - pk) ** (1 - x)) for pk in p] for x in X])
+    return float(np.sum(np.log(s @ pi)))
+
+
+def test_submitted_q1_a_iii_log_likelihood_is_wrong():
+    for seed in range(3):
+        _, X, pi, p = _small_mixture(seed, n=6, D=5)
+        ref = em.bernoulli_mixture_log_likelihood(X, pi, p)
+        literal = sum(math.log(sum(pi[k] * bern_pmf(x, p[k]) for k in range(len(pi)))) for x in X)
+        assert literal == pytest.approx(ref, rel=1e-12)  # the key's (a)(iii)
+        middle, final = submitted_a_iii_middle(X, pi, p), submitted_a_iii_final(X, pi, p)
+        assert middle < ref - 1e-6  # log inside the sum over k: Jensen's lower bound, not equal
+        assert final > 0 > ref  # a sum of D probabilities is not a likelihood (can exceed 1)
+    # with D = 1 the sum over d is the product, so the last step is only right there
+    _, X, pi, p = _small_mixture(7, n=6, D=1)
+    assert submitted_a_iii_final(X, pi, p) == pytest.approx(
+        em.bernoulli_mixture_log_likelihood(X, pi, p), rel=1e-12)
+
+
+def test_submitted_q1_b_ii_first_equality_is_wrong():
+    """B.ii writes P(x|z) = prod_k pi_k^z_k = prod_k P(x|p_k)^z_k; only the second is right."""
+    _, X, pi, p = _small_mixture(3)
+    x, k = X[0], 1
+    z = np.eye(len(pi))[k]
+    right = np.prod([bern_pmf(x, pk) ** zk for pk, zk in zip(p, z)])
+    first = np.prod(pi**z)
+    assert right == pytest.approx(bern_pmf(x, p[k]), rel=1e-12)
+    assert _disagrees(first, right)
+    assert first == pytest.approx(pi[k])  # it is P(z | pi) of B.i
+
+
+def test_submitted_q1_b_iv_and_b_i_agree_with_the_key():
+    _, X, pi, p = _small_mixture(4)
+    K = len(pi)
+    eta_sub = np.array([[pi[k] * np.prod(p[k] ** x * (1 - p[k]) ** (1 - x)) for k in range(K)]
+                        for x in X])
+    eta_sub /= eta_sub.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(eta_sub, em.bernoulli_e_step(X, pi, p), rtol=1e-12)
+    for k in range(K):  # B.i: prod_k pi_k^z_k with one-hot z
+        assert np.prod(pi ** np.eye(K)[k]) == pytest.approx(pi[k])
+
+
+def test_submitted_q1_c_i_derivative_has_a_sign_error():
+    rng = np.random.default_rng(5)
+    n, D, K = 25, 4, 2
+    X = (rng.random((n, D)) < 0.5).astype(float)
+    eta = rng.dirichlet(np.ones(K), size=n)
+    p0 = rng.uniform(0.1, 0.9, size=(K, D))
+    pt = torch.tensor(p0, requires_grad=True)
+    _q_torch(torch.tensor(X), torch.tensor(eta), torch.tensor(np.full(K, 1 / K)), pt).backward()
+    submitted = eta.T @ X / p0 + eta.T @ (1 - X) / (1 - p0)  # "x/p + (1-x)/(1-p)"
+    assert _disagrees(submitted, pt.grad.numpy())
+    np.testing.assert_allclose(key_dq_dp(X, eta, p0), pt.grad.numpy(), rtol=1e-10)
+    # the submitted next line, sum_i eta_ik [x(1 - p) + p(1 - x)] = 0, has no root in (0, 1):
+    # each term is 1 - p (x = 1) or p (x = 0), both > 0; so the final p~ does not follow from it
+    grid = np.linspace(1e-6, 1 - 1e-6, 1001)
+    for k in range(K):
+        for d in range(D):
+            lhs = [np.sum(eta[:, k] * (X[:, d] * (1 - q) + q * (1 - X[:, d]))) for q in grid]
+            assert min(lhs) > 0
+    # while the correct stationarity equation sum_i eta_ik (x - p) = 0 is solved by the M-step
+    _, p_new = em.bernoulli_m_step(X, eta)
+    np.testing.assert_allclose(eta.T @ X - eta.sum(axis=0)[:, None] * p_new, 0.0, atol=1e-12)
+
+
+def test_submitted_q1_c_ii_lagrange_steps_are_wrong():
+    rng = np.random.default_rng(6)
+    n, K = 20, 3
+    eta = rng.dirichlet(np.ones(K), size=n)
+    Nk = eta.sum(axis=0)
+    lam = Nk.sum()  # the submitted lambda = sum_k N_k = n
+    pi_sub = Nk / lam  # the submitted pi_k = N_k / lambda
+    # their own stationarity condition N_k / pi_k + lambda = 0 is not met: it gives 2 lambda
+    np.testing.assert_allclose(Nk / pi_sub + lam, 2 * n)
+    # with the constraint written as lambda (sum_k pi_k - 1), the condition holds at lambda = -n
+    np.testing.assert_allclose(Nk / pi_sub + (-n), 0.0, atol=1e-12)
+
+    # their lambda-objective sum_i sum_k eta_ik log(N_k - lambda) + (sum_k N_k - lambda):
+    def g(l):
+        with np.errstate(invalid="ignore"):
+            return float(np.sum(eta * np.log(Nk - l)[None]) + (Nk.sum() - l))
+
+    assert math.isnan(g(lam))  # undefined at their own solution (N_k - n < 0)
+    l0 = 0.5 * Nk.min()  # where it is defined, its derivative is not their (1/l) sum eta - 1
+    h = 1e-6
+    numeric = (g(l0 + h) - g(l0 - h)) / (2 * h)
+    claimed = Nk.sum() / l0 - 1
+    assert numeric == pytest.approx(-np.sum(Nk / (Nk - l0)) - 1, rel=1e-6)
+    assert _disagrees(numeric, claimed)
+
+
+def test_submitted_q2_b_d_e_agree_with_autograd():
+    w1, w2, w3, x = _random_points(seed=1)
+    g1, g2, g3 = _autograd(w1, w2, w3, x)
+    s1, s2 = sig(w1 * x), sig(w2 * sig(w1 * x))
+    np.testing.assert_allclose(s2, g3, rtol=1e-12)  # D: sigma2(w2 sigma1(w1 x))
+    np.testing.assert_allclose(w3 * s2 * (1 - s2) * s1, g2, rtol=1e-10, atol=1e-300)  # E
+    u = np.linspace(-20, 20, 401)
+    np.testing.assert_allclose(np.exp(-u) / (1 + np.exp(-u)) ** 2, sig(u) * (1 - sig(u)),
+                               rtol=1e-9, atol=3e-16)  # B: both forms agree (and see above)
+
+
+def test_submitted_q2_f_formula_is_df_dw1_labelled_df_dw2():
+    w1, w2, w3, x = _random_points(seed=2)
+    g1, g2, _ = _autograd(w1, w2, w3, x)
+    s1 = sig(w1 * x)
+    s2 = sig(w2 * s1)
+    submitted = w3 * s2 * (1 - s2) * w2 * s1 * (1 - s1) * x
+    np.testing.assert_allclose(submitted, g1, rtol=1e-10, atol=1e-300)  # right for w1
+    assert _disagrees(submitted, g2)  # but labelled df/dw2
+    # the submitted factor dx1/dw2 = x: the derivative of x1 = w1 x is x wrt w1, 0 wrt w2
+
+
+def test_submitted_q2_g_size_formula_is_wrong():
+    """G states [(I - F + 2 S) / 2] + 1 and then evaluates (I - F + 2 P) / S + 1 instead."""
+    def stated(I, F, S, P):
+        return (I - F + 2 * S) / 2 + 1
+
+    conv = torch.nn.Conv2d(1, 20, 5)
+    real = conv(torch.zeros(1, 1, 28, 28)).shape[-1]
+    assert real == 24 == conv_out(28, 5, 1, 0)
+    assert stated(28, 5, 1, 0) == 13.5 != real
+    # stated formula on other layers too: e.g. a stride-2, padding-1, 3x3 conv on 8x8
+    assert conv_out(8, 3, 2, 1) == torch.nn.Conv2d(1, 1, 3, 2, 1)(torch.zeros(1, 1, 8, 8)).shape[-1]
+    assert stated(8, 3, 2, 1) != conv_out(8, 3, 2, 1)
+
+
+def test_submitted_q2_h_answer_is_wrong():
+    x = torch.zeros(1, 20, 12, 12)
+    pool = torch.nn.MaxPool2d(2)
+    with torch.no_grad():
+        # the submitted F = 11 (stride 1): 2x2 after the conv, 1x1 after the pool
+        y = torch.nn.Conv2d(20, 50, 11, stride=1)(x)
+        assert y.shape == (1, 50, 2, 2) and pool(y).shape == (1, 50, 1, 1)
+        # its own relation F = 12 - 3 S (conv output 4x4, pool forgotten): pool gives 2x2
+        y = torch.nn.Conv2d(20, 50, 12 - 3 * 1, stride=1)(x)
+        assert y.shape[-1] == 4 and pool(y).shape[-1] == 2
+        # and F = 11 is not even on that line: 12 - 3 * (1/12) = 11.75
+        assert 12 - 3 * (1 / 12) != 11
+    # a stride of 1/12 is not a stride
+    with pytest.raises((TypeError, RuntimeError, ValueError)):
+        torch.nn.Conv2d(20, 50, 11, stride=1 / 12)(x)
+
+
+# ==========================================================================================
+# hw2 Q3(c)(d): the numbers the key cites
+# ==========================================================================================
+ROW = re.compile(r"^\|\s*(\d+)\s*\|\s*([\d.]+)\s*\|\s*([\d.]+)\s*\|\s*([\d.]+)\s*\|\s*([\d.]+)\s*\|"
+                 r"\s*([\d.]+)\s*\|\s*$")
+
+
+def _table(text, widths=(1, 2, 4, 64)):
+    rows = {}
+    for line in text.splitlines():
+        m = ROW.match(line.strip())
+        if m and int(m.group(1)) in widths and int(m.group(1)) not in rows:
+            rows[int(m.group(1))] = [float(v) for v in m.groups()[1:]]
+    return rows
+
+
+def test_hw2_q3_key_numbers_match_the_readme_sweep():
+    readme = _table((ROOT / "README.md").read_text())
+    key = _table(KEY.read_text())
+    assert sorted(readme) == [1, 2, 4, 64], "README's sweep table not found"
+    assert key == readme
+    for final_train, final_test, _, _, gap in key.values():
+        assert gap == pytest.approx(final_test - final_train, abs=1.5e-3)
+    # the sentences' claims: train and test error fall with C; the gap grows over C = 1, 2, 4;
+    # C = 64 has the lowest test error and a smaller gap than C = 2 and C = 4
+    assert key[1][0] > key[2][0] > key[4][0] >= key[64][0]
+    assert key[1][1] > key[2][1] > key[4][1] > key[64][1]
+    assert key[1][4] < key[2][4] < key[4][4]
+    assert key[64][4] < min(key[2][4], key[4][4])
+    # negative control: a table with one number changed is told apart
+    bad = {c: list(v) for c, v in key.items()}
+    bad[64][1] = 0.0444
+    assert bad != readme
+
+
+def test_hw2_q3_parameter_counts():
+    import hw2_ResNet
+
+    counts = {C: sum(t.numel() for t in hw2_ResNet.ResNet(C).parameters()) for C in (1, 2, 4, 64)}
+    formula = {C: 9 * C + 2 * C + 18 * C * C + 4 * C + 10 * C + 10 for C in counts}
+    assert counts == formula == {1: 53, 2: 132, 4: 398, 64: 75338}
+    text = KEY.read_text()
+    for C, n in counts.items():
+        assert f"{n:,}" in text or str(n) in text, f"parameter count of C = {C} not cited"

@@ -7,8 +7,9 @@ import torch
 from torch import nn
 
 
-def _check_input(x, num_channels, name="x"):
-    """Validate a (N, C, H, W) float tensor with the expected channel count."""
+def _check_input(x, num_channels, weight, name="x"):
+    """Validate a (N, C, H, W) float tensor with the expected channel count and the dtype of
+    the module's parameters (``weight``)."""
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     if x.dim() != 4:
@@ -23,15 +24,33 @@ def _check_input(x, num_channels, name="x"):
         )
     if not torch.is_floating_point(x):
         raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
-
-
-def _check_num_channels(num_channels):
-    if isinstance(num_channels, bool) or not isinstance(num_channels, int):
+    if x.dtype != weight.dtype and not torch.is_autocast_enabled(x.device.type):
         raise TypeError(
-            f"num_channels must be a positive int, got {type(num_channels).__name__}"
+            f"the input dtype must match the model's parameters: {name} is {x.dtype} but the "
+            f"parameters are {weight.dtype}; convert the input with "
+            f"{name}{_to(weight.dtype)} or the model with model{_to(x.dtype)}"
         )
-    if num_channels < 1:
-        raise ValueError(f"num_channels must be a positive int, got {num_channels}")
+
+
+def _to(dtype):
+    """The shortest conversion call for ``dtype``, e.g. '.float()' or '.to(torch.bfloat16)'."""
+    method = {torch.float32: "float", torch.float64: "double", torch.float16: "half"}.get(dtype)
+    return f".{method}()" if method else f".to({dtype})"
+
+
+def _check_int(value, name):
+    """A positive int; NumPy and other integer types (anything with ``__index__``) are
+    accepted, bools and floats are not. Returns a plain int."""
+    index = getattr(type(value), "__index__", None)
+    if isinstance(value, bool) or index is None:
+        raise TypeError(f"{name} must be a positive int, got {type(value).__name__}")
+    try:
+        value = int(index(value))
+    except TypeError:  # e.g. a tensor with more than one element
+        raise TypeError(f"{name} must be a positive int, got {type(value).__name__}") from None
+    if value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value}")
+    return value
 
 
 class Block(nn.Module):
@@ -50,7 +69,7 @@ class Block(nn.Module):
 
     def __init__(self, num_channels):
         super().__init__()
-        _check_num_channels(num_channels)
+        num_channels = _check_int(num_channels, "num_channels")
         self.num_channels = num_channels
         self.conv1 = nn.Conv2d(num_channels, num_channels, 3, stride=1, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(num_channels)
@@ -65,7 +84,7 @@ class Block(nn.Module):
 
         The output should have the same shape as input.
         """
-        _check_input(x, self.num_channels)
+        _check_input(x, self.num_channels, self.conv1.weight)
         f = self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x)))))
         return self.relu(x + f)
 
@@ -85,9 +104,8 @@ class ResNet(nn.Module):
 
     def __init__(self, num_channels, num_classes=10):
         super().__init__()
-        _check_num_channels(num_channels)
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-            raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+        num_channels = _check_int(num_channels, "num_channels")
+        num_classes = _check_int(num_classes, "num_classes")
         self.num_channels = num_channels
         self.num_classes = num_classes
         self.conv = nn.Conv2d(1, num_channels, 3, stride=2, padding=1, bias=False)
@@ -106,7 +124,7 @@ class ResNet(nn.Module):
 
         The output should have shape (N, 10) (N, num_classes): unnormalized class scores.
         """
-        _check_input(x, 1)
+        _check_input(x, 1, self.conv.weight)
         if x.shape[2] < 3 or x.shape[3] < 3:
             raise ValueError(
                 f"x must be at least 3x3 pixels (the stride-2 conv and 2x2 max pool need it), "

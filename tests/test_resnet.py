@@ -19,7 +19,13 @@ def expected_param_count(C, num_classes=10):
 def test_parameter_count_matches_layer_list(C):
     model = ResNet(C)
     assert sum(p.numel() for p in model.parameters()) == expected_param_count(C)
-    assert expected_param_count(C) == 18 * C * C + 25 * C + 10  # closed form, cross-check
+
+
+# Totals worked out by hand from the assignment's layer list, e.g. C = 4: conv 1*4*9 = 36,
+# BN 8, block convs 2 * 4*4*9 = 288, block BNs 16, Linear 4*10 + 10 = 50 -> 398.
+@pytest.mark.parametrize("C, total", [(1, 53), (2, 132), (4, 398), (64, 75338)])
+def test_parameter_count_literal_totals(C, total):
+    assert sum(p.numel() for p in ResNet(C).parameters()) == total
 
 
 def test_layer_order_and_hyperparameters():
@@ -135,8 +141,43 @@ def test_non_positive_width_raises(bad):
 
 @pytest.mark.parametrize("bad", [2.5, "4", True])
 def test_non_int_width_raises(bad):
-    with pytest.raises(TypeError, match="num_channels"):
+    with pytest.raises(TypeError, match="num_channels must be a positive int"):
         ResNet(bad)
+    with pytest.raises(TypeError, match="num_channels must be a positive int"):
+        Block(bad)
+
+
+def test_numpy_integers_are_accepted():
+    np = pytest.importorskip("numpy")
+    model = ResNet(np.int64(4), num_classes=np.int32(7))
+    assert model.num_channels == 4 and type(model.num_channels) is int
+    assert model(torch.zeros(2, 1, 8, 8)).shape == (2, 7)
+    assert Block(np.int64(3))(torch.zeros(1, 3, 4, 4)).shape == (1, 3, 4, 4)
+
+
+@pytest.mark.parametrize("bad, exc", [("10", TypeError), (10.0, TypeError), (True, TypeError),
+                                      (0, ValueError)])
+def test_bad_num_classes(bad, exc):
+    with pytest.raises(exc, match="num_classes must be a positive int"):
+        ResNet(2, num_classes=bad)
+
+
+@pytest.mark.parametrize("dtype, fix_x, fix_model", [
+    (torch.float64, r"x\.float\(\)", r"model\.double\(\)"),
+    (torch.float16, r"x\.float\(\)", r"model\.half\(\)"),
+])
+def test_input_dtype_must_match_parameters(dtype, fix_x, fix_model):
+    """A raw torch RuntimeError ("Input type (double) and bias type (float)") before."""
+    pattern = (r"input dtype must match the model's parameters: x is " + str(dtype)
+               + r" but the parameters are torch\.float32; convert the input with " + fix_x
+               + " or the model with " + fix_model)
+    with pytest.raises(TypeError, match=pattern):
+        ResNet(2)(torch.zeros(2, 1, 8, 8, dtype=dtype))
+    with pytest.raises(TypeError, match=pattern):
+        Block(2)(torch.zeros(2, 2, 4, 4, dtype=dtype))
+    # the suggested fixes work
+    assert ResNet(2)(torch.zeros(2, 1, 8, 8, dtype=dtype).float()).dtype == torch.float32
+    assert ResNet(2).double()(torch.zeros(2, 1, 8, 8, dtype=torch.float64)).dtype == torch.float64
 
 
 def test_wrong_input_rank_raises():
@@ -175,3 +216,15 @@ def test_module_is_self_contained(repo_root):
         elif isinstance(node, ast.ImportFrom):
             imported.add(node.module.split(".")[0])
     assert imported == {"torch"}
+
+
+def test_import_is_silent(repo_root):
+    import subprocess
+    import sys
+
+    code = ("import warnings; warnings.simplefilter('error'); import hw2_ResNet, sys; "
+            "assert 'utils_train_script' not in sys.modules")
+    done = subprocess.run([sys.executable, "-c", code], cwd=repo_root, capture_output=True,
+                          text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "" and done.stderr == ""

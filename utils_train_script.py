@@ -15,14 +15,21 @@ the channels-last layout (PyTorch's CPU max-pool is ~20x faster on it for these 
 independent (C, seed) runs train concurrently, one per core, each with one intra-op thread
 (two OpenMP threads per tiny op cost more than they save). ``bench/bench_resnet.py`` measures
 it against the plain loop.
+
+Stopping: Ctrl-C stops every run after its current mini-batch and writes ``history.csv``,
+``summary.json`` and the figures for the epochs completed so far, marked as partial (exit
+status 130). A run whose loss becomes non-finite (e.g. ``--lr 1e30``) stops on its own, is
+marked ``diverged`` with the reason, and the others go on (exit status 1).
 """
 import argparse
 import csv
+import io
+import json
+import math
 import os
 import queue
-import random
+import signal
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -31,10 +38,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+import cli_common
 from hw2_ResNet import ResNet
 
 DATASETS = ("digits", "mnist", "mnist-5k")
 N_TEST_DIGITS = 180
+# Widths up to this share one figure; each larger width gets its own (see figure_groups).
+SMALL_WIDTH_MAX = 16
 
 
 # ----------------------------------------------------------------------------- data
@@ -79,18 +89,14 @@ def load_mnist_data(root="./data", dataset="mnist", device="cpu"):
 
 
 # ----------------------------------------------------------------------------- training
-def set_seed(seed):
-    """Seed Python, NumPy and torch."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
 @dataclass
 class Run:
     """One training run: a ResNet of width ``C`` initialized and shuffled from ``seed``.
 
-    ``history`` holds one row per epoch: (train_error, test_error, train_loss, test_loss).
+    ``history`` holds one row per completed epoch: (train_error, test_error, train_loss,
+    test_loss). ``status`` is "pending" before training, then "complete", "interrupted"
+    (Ctrl-C or ``stop``) or "diverged" (a non-finite loss); ``reason`` says why a run that
+    is not complete stopped.
     """
 
     C: int
@@ -99,11 +105,14 @@ class Run:
     optimizer: torch.optim.Optimizer
     generator: torch.Generator
     history: list = field(default_factory=list)
+    status: str = "pending"
+    reason: str = ""
 
 
 def make_run(C, seed, lr=0.1, num_classes=10, device="cpu", channels_last=True):
     """Build ``ResNet(C)`` exactly as ``torch.manual_seed(seed); ResNet(C)`` would, its SGD
-    optimizer (no momentum, no weight decay) and the generator that draws the batch order."""
+    optimizer (no momentum, no weight decay) and the generator that draws the batch order.
+    The seed alone fixes a run: its initial weights and its batch order."""
     torch.manual_seed(seed)
     model = ResNet(C, num_classes).to(device)
     if channels_last:
@@ -120,15 +129,22 @@ def batch_order(n, batch_size, generator, device="cpu"):
     return torch.randperm(n, generator=generator).to(device).split(batch_size)
 
 
-def train_epoch(run, X, y, batch_size):
-    """One epoch of mini-batch SGD on cross-entropy, batches sliced from (X, y)."""
+def train_epoch(run, X, y, batch_size, stop=None):
+    """One epoch of mini-batch SGD on cross-entropy, batches sliced from (X, y).
+
+    Returns False if ``stop`` (a ``threading.Event``) was set before the epoch's last batch
+    (the epoch is then incomplete), else True.
+    """
     model, opt = run.model, run.optimizer
     model.train()
     for idx in batch_order(len(X), batch_size, run.generator, X.device):
+        if stop is not None and stop.is_set():
+            return False
         opt.zero_grad(set_to_none=True)
         loss = F.cross_entropy(model(X[idx]), y[idx])
         loss.backward()
         opt.step()
+    return True
 
 
 @torch.no_grad()
@@ -148,33 +164,89 @@ def evaluate(model, X, y, chunk=8192):
     return wrong / len(X), loss / len(X)
 
 
+def _train_one(run, data, epochs, batch_size, stop, bars, bar):
+    """Train one run for ``epochs`` epochs, or until ``stop`` is set or its loss diverges."""
+    X_train, y_train, X_test, y_test = data
+    run.status = "running"
+    for epoch in range(1, epochs + 1):
+        if stop.is_set() or not train_epoch(run, X_train, y_train, batch_size, stop):
+            run.status = "interrupted"
+            run.reason = f"interrupted (Ctrl-C) after {epoch - 1} of {epochs} epochs"
+            return
+        tr_err, tr_loss = evaluate(run.model, X_train, y_train)
+        te_err, te_loss = evaluate(run.model, X_test, y_test)
+        for name, value in (("training", tr_loss), ("test", te_loss)):
+            if not math.isfinite(value):
+                lr = run.optimizer.param_groups[0]["lr"]
+                run.status = "diverged"
+                run.reason = (f"diverged: the {name} loss became {value} in epoch {epoch} "
+                              f"(is lr={lr:g} too large?); stopped, keeping the "
+                              f"{epoch - 1} finite epoch(s)")
+                return
+        run.history.append((tr_err, te_err, tr_loss, te_loss))
+        bars.update(bar, tr_err, te_err)
+    run.status = "complete"
+
+
+class _SigintStops:
+    """While active in the main thread, Ctrl-C (SIGINT) sets ``stop`` instead of raising
+    KeyboardInterrupt inside a worker's torch call: every run then ends after its current
+    mini-batch. (With worker threads, an exception unwinding the main thread while they run
+    torch kernels aborts the process with SIGABRT.) A handler someone else installed, or an
+    ignored SIGINT, is left alone."""
+
+    def __init__(self, stop):
+        self.stop = stop
+        self.previous = None
+
+    def _handler(self, signum, frame):
+        if not self.stop.is_set():
+            print("\nCtrl-C: stopping after the current mini-batch; the epochs done so far "
+                  "will be written, marked partial", file=sys.stderr, flush=True)
+        self.stop.set()
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread() \
+                and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            self.previous = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc):
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+        return False
+
+
 def train_runs(runs, X_train, y_train, X_test, y_test, epochs, batch_size=128, workers=1,
-               progress=True):
+               progress=True, stop=None):
     """Train independent ``runs`` for ``epochs`` epochs each, recording errors and losses.
 
     With ``workers > 1`` the runs are trained concurrently in threads (PyTorch releases the
     GIL inside its kernels), largest C first; each run's result does not depend on the
     scheduling because every run owns its model, optimizer and batch-order generator.
+
+    Every run ends with ``run.status`` set: "complete"; "interrupted" when Ctrl-C (called from
+    the main thread) or ``stop`` (a ``threading.Event``) ended it after its current mini-batch,
+    keeping the completed epochs; or "diverged" when its training or test loss became
+    non-finite (that epoch is not recorded; the other runs go on). ``run.reason`` says why.
     """
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    stop = threading.Event() if stop is None else stop
     channels_last = bool(runs) and runs[0].model.conv.weight.is_contiguous(memory_format=torch.channels_last)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
-    X_train = X_train.contiguous(memory_format=fmt)
-    X_test = X_test.contiguous(memory_format=fmt)
+    data = (X_train.contiguous(memory_format=fmt), y_train,
+            X_test.contiguous(memory_format=fmt), y_test)
     bars = _Bars(progress)
 
     def work(run, position):
         bar = bars.open(run, epochs, position)
-        for _ in range(epochs):
-            train_epoch(run, X_train, y_train, batch_size)
-            tr_err, tr_loss = evaluate(run.model, X_train, y_train)
-            te_err, te_loss = evaluate(run.model, X_test, y_test)
-            run.history.append((tr_err, te_err, tr_loss, te_loss))
-            bars.update(bar, tr_err, te_err)
-        bars.close(bar)
+        try:
+            _train_one(run, data, epochs, batch_size, stop, bars, bar)
+        finally:
+            bars.close(bar)
 
     todo = queue.Queue()
     for run in sorted(runs, key=lambda r: -r.C):
@@ -182,7 +254,7 @@ def train_runs(runs, X_train, y_train, X_test, y_test, epochs, batch_size=128, w
     errors = []
 
     def lane(position):
-        while not errors:
+        while not errors and not stop.is_set():
             try:
                 run = todo.get_nowait()
             except queue.Empty:
@@ -193,14 +265,27 @@ def train_runs(runs, X_train, y_train, X_test, y_test, epochs, batch_size=128, w
                 errors.append(exc)
 
     workers = max(1, min(workers, len(runs)))
-    if workers == 1:
-        lane(0)
-    else:
-        threads = [threading.Thread(target=lane, args=(i,), daemon=True) for i in range(workers)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+    threads = []
+    with _SigintStops(stop):
+        try:
+            if workers == 1:
+                lane(0)
+            else:
+                threads = [threading.Thread(target=lane, args=(i,), daemon=True)
+                           for i in range(workers)]
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    while t.is_alive():
+                        t.join(0.1)
+        except KeyboardInterrupt:  # SIGINT raised anyway (a foreign handler): stop cleanly
+            stop.set()
+            for t in threads:
+                t.join()
+    for run in runs:
+        if run.status == "pending" and stop.is_set():  # never started
+            run.status = "interrupted"
+            run.reason = "interrupted (Ctrl-C) before it started"
     if errors:
         raise errors[0]
     return runs
@@ -230,68 +315,89 @@ class _Bars:
             bar.close()
 
 
+def exit_status(runs):
+    """The command's exit status: 130 if a run was interrupted (Ctrl-C), else 1 if a run
+    diverged, else 0."""
+    statuses = {run.status for run in runs}
+    if "interrupted" in statuses:
+        return 130
+    return 1 if "diverged" in statuses else 0
+
+
 # ----------------------------------------------------------------------------- outputs
-HISTORY_COLUMNS = ("epoch", "C", "seed", "train_error", "test_error", "train_loss", "test_loss")
-
-
-def _atomic_path(path):
-    """A temporary file name next to ``path`` (same file system, so os.replace is atomic)."""
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix=".tmp-",
-                               suffix=os.path.splitext(path)[1])
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual mode
-    return tmp
+HISTORY_COLUMNS = ("epoch", "C", "seed", "train_error", "test_error", "train_loss", "test_loss",
+                   "status")
 
 
 def write_history_csv(runs, path):
-    """Write one row per (run, epoch) with the columns of ``HISTORY_COLUMNS``."""
-    tmp = _atomic_path(path)
-    try:
-        with open(tmp, "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(HISTORY_COLUMNS)
-            for run in runs:
-                for epoch, (tr_e, te_e, tr_l, te_l) in enumerate(run.history, start=1):
-                    w.writerow([epoch, run.C, run.seed, f"{tr_e:.6f}", f"{te_e:.6f}",
-                                f"{tr_l:.6f}", f"{te_l:.6f}"])
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    """Write one row per (run, completed epoch) with the columns of ``HISTORY_COLUMNS``;
+    ``status`` is the run's final status (complete, interrupted or diverged), so the rows of
+    a run that stopped early say so."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\r\n")
+    w.writerow(HISTORY_COLUMNS)
+    for run in runs:
+        for epoch, (tr_e, te_e, tr_l, te_l) in enumerate(run.history, start=1):
+            w.writerow([epoch, run.C, run.seed, f"{tr_e:.6f}", f"{te_e:.6f}",
+                        f"{tr_l:.6f}", f"{te_l:.6f}", run.status])
+    return cli_common.atomic_write_bytes(path, buf.getvalue().encode())
+
+
+def write_summary_json(runs, epochs, path):
+    """Per run: C, seed, epochs done of those asked for, status, reason and final errors."""
+    items = []
+    for run in runs:
+        last = run.history[-1] if run.history else (None,) * 4
+        items.append({"C": run.C, "seed": run.seed, "epochs_done": len(run.history),
+                      "epochs_requested": epochs, "status": run.status, "reason": run.reason,
+                      "final_train_error": last[0], "final_test_error": last[1],
+                      "final_train_loss": last[2], "final_test_loss": last[3]})
+    summary = {"partial": any(run.status != "complete" for run in runs), "runs": items}
+    return cli_common.atomic_write_bytes(path, (json.dumps(summary, indent=2) + "\n").encode())
 
 
 def curves_by_width(runs):
-    """{C: array (n_seeds, epochs, 4)} of (train_error, test_error, train_loss, test_loss)."""
+    """{C: array (n_seeds, epochs, 4)} of (train_error, test_error, train_loss, test_loss).
+
+    Runs that stopped early (Ctrl-C, divergence) are padded with NaN up to the longest run
+    of the same C; runs without a completed epoch are left out, and so is a C without any.
+    """
     out = {}
     for run in runs:
-        out.setdefault(run.C, []).append(np.asarray(run.history, dtype=np.float64))
-    return {C: np.stack(h) for C, h in out.items()}
+        if run.history:
+            out.setdefault(run.C, []).append(np.asarray(run.history, dtype=np.float64))
+    curves = {}
+    for C, hists in out.items():
+        n = max(len(h) for h in hists)
+        padded = np.full((len(hists), n, 4), np.nan)
+        for i, h in enumerate(hists):
+            padded[i, :len(h)] = h
+        curves[C] = padded
+    return curves
 
 
 def _plot_width(ax, epochs, hist, color, label, alpha=1.0):
-    """Mean train (dashed) and test (solid) error over seeds, min-max band if > 1 seed."""
+    """Mean train (dashed) and test (solid) error over seeds, min-max band if > 1 seed
+    (at each epoch over the seeds that reached it)."""
     for col, style, name in ((0, "--", "train"), (1, "-", "test")):
         curves = hist[:, :, col]
-        ax.plot(epochs, curves.mean(0), style, color=color, alpha=alpha, lw=1.3,
+        ax.plot(epochs, np.nanmean(curves, 0), style, color=color, alpha=alpha, lw=1.3,
                 label=f"{label} {name}")
         if len(curves) > 1:
-            ax.fill_between(epochs, curves.min(0), curves.max(0), color=color,
+            ax.fill_between(epochs, np.nanmin(curves, 0), np.nanmax(curves, 0), color=color,
                             alpha=0.15 * alpha, lw=0)
 
 
-def plot_errors(curves, widths, path, title, faded=None):
-    """One axes set: train/test error per epoch for each C in ``widths`` (log epoch axis)."""
+def plot_errors(curves, widths, path, title, faded=None, note=None):
+    """One axes set: train/test error per epoch for each C in ``widths`` (log epoch axis);
+    ``faded`` is one more C drawn in grey for comparison, ``note`` a second title line (the
+    partial-run notice). Uses matplotlib's Figure API, so the global backend is untouched."""
     import matplotlib
+    from matplotlib.figure import Figure
 
-    if not os.environ.get("DISPLAY"):
-        matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7.5, 4.8))
-    colors = plt.get_cmap("tab10").colors
+    fig = Figure(figsize=(7.5, 4.8))
+    ax = fig.add_subplot()
+    colors = matplotlib.colormaps["tab10"].colors
     if faded is not None:
         hist = curves[faded]
         _plot_width(ax, np.arange(1, hist.shape[1] + 1), hist, "0.55", f"C={faded}", alpha=0.5)
@@ -304,35 +410,47 @@ def plot_errors(curves, widths, path, title, faded=None):
     ax.set_xlabel("epoch" + (" (log scale)" if n_epochs >= 20 else ""))
     ax.set_ylabel("error (fraction misclassified)")
     ax.set_ylim(-0.02, 1.0)
-    ax.set_title(title)
+    if note:
+        ax.set_title(f"{title}\n{note}", fontsize=10, color="firebrick")
+    else:
+        ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(ncol=2, fontsize=8)
     fig.tight_layout()
-    tmp = _atomic_path(path)
-    try:
-        fig.savefig(tmp, dpi=120, format="png")
-        os.replace(tmp, path)
-    finally:
-        plt.close(fig)
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    return cli_common.save_figure(fig, path, dpi=120)
 
 
 def figure_groups(widths):
-    """Split the requested widths as the assignment does: the small ones on one figure and
-    the largest (64 by default) on its own, e.g. [1, 2, 4, 64] -> ([1, 2, 4], 64)."""
+    """Split the widths into figures: all widths up to 16 share one figure, and each larger
+    width gets its own (drawn with the widest small one faded).
+
+    Returns ``(small, large)``: e.g. [1, 2, 4, 64] -> ([1, 2, 4], [64]) and
+    [1, 2, 4] -> ([1, 2, 4], []) (the six curves of hw2 Q3(c) in one figure).
+    """
     widths = sorted(set(widths))
-    if len(widths) == 1:
-        return widths, None
-    return widths[:-1], widths[-1]
+    return ([C for C in widths if C <= SMALL_WIDTH_MAX],
+            [C for C in widths if C > SMALL_WIDTH_MAX])
+
+
+def partial_note(runs, widths, epochs):
+    """A one-line notice for a figure of ``widths`` whose runs did not all complete, or None."""
+    notes = []
+    for run in runs:
+        if run.C in widths and run.status != "complete":
+            what = "interrupted" if run.status == "interrupted" else "diverged"
+            notes.append(f"C={run.C} seed {run.seed} {what} ({len(run.history)}/{epochs} ep)")
+    if not notes:
+        return None
+    shown = "; ".join(notes[:3]) + ("; ..." if len(notes) > 3 else "")
+    return f"PARTIAL: {shown}"
 
 
 def summary_table(curves):
-    """Rows (C, final train, final test, best train, best test, gap) averaged over seeds."""
+    """Rows (C, final train, final test, best train, best test, gap) averaged over seeds
+    (at each epoch over the seeds that reached it)."""
     rows = []
     for C in sorted(curves):
-        mean = curves[C].mean(0)
+        mean = np.nanmean(curves[C], 0)
         tr, te = mean[:, 0], mean[:, 1]
         rows.append((C, tr[-1], te[-1], tr.min(), te.min(), te[-1] - tr[-1]))
     return rows
@@ -346,6 +464,25 @@ def format_table(rows):
     return "\n".join(lines)
 
 
+def write_outputs(runs, epochs, out_dir, dataset):
+    """history.csv, summary.json and the figures of the completed epochs; returns the paths."""
+    paths = [write_history_csv(runs, os.path.join(out_dir, "history.csv")),
+             write_summary_json(runs, epochs, os.path.join(out_dir, "summary.json"))]
+    curves = curves_by_width(runs)
+    small, large = figure_groups(curves)
+    if small:
+        name = "errors_C" + "_".join(str(C) for C in small) + ".png"
+        paths.append(plot_errors(curves, small, os.path.join(out_dir, name),
+                                 f"ResNet on {dataset}: C = {', '.join(map(str, small))}",
+                                 note=partial_note(runs, small, epochs)))
+    for big in large:
+        faded = small[-1] if small else None
+        title = f"ResNet on {dataset}: C = {big}" + (f" (C = {faded} faded)" if faded else "")
+        paths.append(plot_errors(curves, [big], os.path.join(out_dir, f"errors_C{big}.png"),
+                                 title, faded=faded, note=partial_note(runs, [big], epochs)))
+    return paths, curves
+
+
 # ----------------------------------------------------------------------------- CLI
 def pick_device(name):
     """``auto`` -> CUDA, then MPS, then CPU; otherwise the named device (checked)."""
@@ -356,46 +493,37 @@ def pick_device(name):
             return torch.device("mps")
         return torch.device("cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda was requested but CUDA is not available")
+        raise ValueError("--device cuda was requested but CUDA is not available; "
+                         "use --device cpu or auto")
     if name == "mps" and not (getattr(torch.backends, "mps", None)
                               and torch.backends.mps.is_available()):
-        raise ValueError("--device mps was requested but MPS is not available")
+        raise ValueError("--device mps was requested but MPS is not available; "
+                         "use --device cpu or auto")
     return torch.device(name)
-
-
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
-
-
-def _positive_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not (value > 0 and np.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text!r}")
-    return value
 
 
 def build_parser():
     p = argparse.ArgumentParser(
         prog="utils_train_script.py",
-        description="Train hw2's ResNet(C) for several widths C and plot train/test error.",
+        description="Train hw2's ResNet(C) for several widths C and plot train/test error. "
+                    "Ctrl-C stops cleanly and writes the epochs done so far, marked partial "
+                    "(exit status 130); a run whose loss becomes non-finite stops and is "
+                    "reported as diverged (exit status 1).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--channels", type=_positive_int, nargs="+", default=[1, 2, 4, 64],
-                   metavar="C", help="widths C to train; the largest gets its own figure")
-    p.add_argument("--epochs", type=_positive_int, default=4000, help="training epochs per run")
-    p.add_argument("--batch-size", type=_positive_int, default=128, help="mini-batch size")
-    p.add_argument("--lr", type=_positive_float, default=0.1,
+    p.add_argument("--channels", type=cli_common.positive_int, nargs="+", default=[1, 2, 4, 64],
+                   metavar="C", help=f"widths C to train; widths up to {SMALL_WIDTH_MAX} share "
+                                     "one figure, each larger one gets its own")
+    p.add_argument("--epochs", type=cli_common.positive_int, default=4000,
+                   help="training epochs per run")
+    p.add_argument("--batch-size", type=cli_common.positive_int, default=128,
+                   help="mini-batch size")
+    p.add_argument("--lr", type=cli_common.positive_float, default=0.1,
                    help="SGD learning rate (no momentum, no weight decay)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the first run of each C")
-    p.add_argument("--seeds", type=_positive_int, default=1,
+    p.add_argument("--seed", type=cli_common.seed_int, default=0,
+                   help="seed of the first run of each C, an integer in 0..2**63-1; a run's "
+                        "seed fixes its initial weights and its batch order (torch), so on "
+                        "CPU the same seed gives the same numbers")
+    p.add_argument("--seeds", type=cli_common.positive_int, default=1,
                    help="runs per C (seeds SEED..SEED+N-1); figures show mean and min-max band")
     p.add_argument("--dataset", choices=DATASETS, default="digits",
                    help="digits: scikit-learn 8x8 digits (first 180 = test); mnist: 28x28 "
@@ -404,59 +532,76 @@ def build_parser():
     p.add_argument("--data-root", default="./data", help="download root for MNIST")
     p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto",
                    help="auto picks CUDA, then MPS, then CPU")
-    p.add_argument("--workers", type=_positive_int, default=None,
+    p.add_argument("--workers", type=cli_common.positive_int, default=None,
                    help="runs trained concurrently (default: 2 on CPU, 1 on a GPU)")
     p.add_argument("--out-dir", default=os.path.join("outputs", "resnet"),
-                   help="where figures and history.csv are written")
+                   help="where history.csv, summary.json and the figures are written "
+                        "(checked before anything is loaded or trained)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     return p
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
-    device = pick_device(args.device)
+    """Command line; returns the runs (see ``exit_status`` for the command's exit status)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.seed + args.seeds - 1 > cli_common.SEED_MAX:
+        cli_common.fail(parser, f"--seed {args.seed} with --seeds {args.seeds} needs seeds up "
+                                f"to {args.seed + args.seeds - 1}, above 2**63-1; lower --seed")
+    try:
+        device = pick_device(args.device)
+        cli_common.check_out_dir(args.out_dir)
+    except ValueError as err:
+        cli_common.fail(parser, str(err))
     n_runs = len(set(args.channels)) * args.seeds
     workers = min(n_runs, args.workers or (min(2, os.cpu_count() or 1)
                                            if device.type == "cpu" else 1))
     if device.type == "cpu" and workers > 1:
         torch.set_num_threads(1)  # one intra-op thread per concurrent run
-    set_seed(args.seed)
-    os.makedirs(args.out_dir, exist_ok=True)
 
-    if args.dataset == "digits":
-        Xtr, ytr, Xte, yte = load_digits_data(device)
-    else:
-        Xtr, ytr, Xte, yte = load_mnist_data(args.data_root, args.dataset, device)
+    try:
+        if args.dataset == "digits":
+            Xtr, ytr, Xte, yte = load_digits_data(device)
+        else:
+            Xtr, ytr, Xte, yte = load_mnist_data(args.data_root, args.dataset, device)
+    except KeyboardInterrupt:
+        parser.exit(130, "\ninterrupted before training started; nothing was written\n")
     widths = sorted(set(args.channels))
     seeds = [args.seed + k for k in range(args.seeds)]
     print(f"device: {device} ({workers} concurrent run(s), {torch.get_num_threads()} "
           f"thread(s) each) | dataset: {args.dataset}, train {tuple(Xtr.shape)}, "
           f"test {tuple(Xte.shape)}")
     print(f"training ResNet(C) for C in {widths}, seeds {seeds}, {args.epochs} epochs, "
-          f"SGD lr={args.lr}, batch {args.batch_size}")
+          f"SGD lr={args.lr}, batch {args.batch_size}", flush=True)
 
     runs = [make_run(C, s, lr=args.lr, device=device) for C in widths for s in seeds]
     t0 = time.perf_counter()
-    train_runs(runs, Xtr, ytr, Xte, yte, args.epochs, args.batch_size, workers,
-               progress=not args.no_progress)
+    train_runs(runs, Xtr, ytr, Xte, yte, args.epochs, batch_size=args.batch_size,
+               workers=workers, progress=not args.no_progress)
     wall = time.perf_counter() - t0
 
-    paths = [write_history_csv(runs, os.path.join(args.out_dir, "history.csv"))]
-    curves = curves_by_width(runs)
-    small, big = figure_groups(widths)
-    name = "errors_C" + "_".join(str(C) for C in small) + ".png"
-    paths.append(plot_errors(curves, small, os.path.join(args.out_dir, name),
-                             f"ResNet on {args.dataset}: C = {', '.join(map(str, small))}"))
-    if big is not None:
-        paths.append(plot_errors(curves, [big], os.path.join(args.out_dir, f"errors_C{big}.png"),
-                                 f"ResNet on {args.dataset}: C = {big} (C = {small[-1]} faded)",
-                                 faded=small[-1]))
-    print(f"\ntrained {len(runs)} run(s) in {wall:.1f} s; errors after {args.epochs} epochs "
-          f"(mean over {len(seeds)} seed(s)):")
-    print(format_table(summary_table(curves)))
+    try:
+        paths, curves = write_outputs(runs, args.epochs, args.out_dir, args.dataset)
+    except cli_common.WriteError as err:
+        cli_common.fail(parser, str(err), status=1)
+    except KeyboardInterrupt:
+        parser.exit(130, "\ninterrupted while writing the outputs (files are written "
+                         "atomically: each is complete or absent)\n")
+    unfinished = [run for run in runs if run.status != "complete"]
+    if unfinished:
+        print(f"\nPARTIAL RESULTS: {len(unfinished)} of {len(runs)} run(s) did not complete "
+              f"{args.epochs} epochs:")
+        for run in unfinished:
+            print(f"  C={run.C} seed {run.seed}: {run.reason}")
+    print(f"\ntrained {len(runs)} run(s) in {wall:.1f} s; errors after the last completed "
+          f"epoch (mean over {len(seeds)} seed(s)):")
+    if curves:
+        print(format_table(summary_table(curves)))
+    else:
+        print("  (no completed epoch: no figures)")
     print("wrote:\n  " + "\n  ".join(paths))
     return runs
 
 
 if __name__ == "__main__":
-    sys.exit(0 if main() else 1)
+    sys.exit(exit_status(main()))

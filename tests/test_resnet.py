@@ -133,9 +133,9 @@ def test_batchnorm_train_vs_eval():
 
 @pytest.mark.parametrize("bad", [0, -3])
 def test_non_positive_width_raises(bad):
-    with pytest.raises(ValueError, match="num_channels"):
+    with pytest.raises(ValueError, match=f"num_channels must be a positive int, got {bad}"):
         ResNet(bad)
-    with pytest.raises(ValueError, match="num_channels"):
+    with pytest.raises(ValueError, match=f"num_channels must be a positive int, got {bad}"):
         Block(bad)
 
 
@@ -189,18 +189,19 @@ def test_wrong_input_rank_raises():
 
 
 def test_wrong_channel_count_raises():
-    with pytest.raises(ValueError, match="1 channel"):
+    with pytest.raises(ValueError, match=r"x must have 1 channel\(s\) in dimension 1, got "
+                                         r"shape \(4, 3, 8, 8\)"):
         ResNet(2)(torch.randn(4, 3, 8, 8))
-    with pytest.raises(ValueError, match="5 channel"):
+    with pytest.raises(ValueError, match=r"x must have 5 channel\(s\) in dimension 1"):
         Block(5)(torch.randn(4, 3, 8, 8))
 
 
 def test_bad_input_type_raises():
-    with pytest.raises(TypeError, match="torch.Tensor"):
+    with pytest.raises(TypeError, match=r"x must be a torch\.Tensor, got list"):
         ResNet(2)([[0.0]])
-    with pytest.raises(TypeError, match="floating-point"):
+    with pytest.raises(TypeError, match="x must be a floating-point tensor, got dtype torch.int64"):
         ResNet(2)(torch.zeros(2, 1, 8, 8, dtype=torch.int64))
-    with pytest.raises(ValueError, match="3x3"):
+    with pytest.raises(ValueError, match="x must be at least 3x3 pixels"):
         ResNet(2)(torch.zeros(2, 1, 2, 2))
 
 

@@ -412,23 +412,34 @@ def test_sigint_in_process_stops_cleanly(digits_split, monkeypatch, workers):
 
 
 def test_ctrl_c_subprocess_two_workers_writes_partial_outputs(tmp_path, repo_root):
-    """Ctrl-C with 2 worker threads used to abort with SIGABRT (exit 134) and write nothing."""
+    """Ctrl-C with 2 worker threads used to abort with SIGABRT (exit 134) and write nothing.
+    The real SIGINT is sent once a progress bar shows a completed epoch."""
+    import re
+    import threading
+
     out = tmp_path / "run"
     proc = subprocess.Popen(
         [sys.executable, "-u", "utils_train_script.py", "--epochs", "100000", "--channels",
-         "1", "2", "--workers", "2", "--no-progress", "--device", "cpu", "--out-dir", str(out)],
-        cwd=repo_root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+         "1", "2", "--workers", "2", "--device", "cpu", "--out-dir", str(out)],
+        cwd=repo_root, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    err_chunks = []
+    reader = threading.Thread(target=lambda: err_chunks.extend(iter(
+        lambda: os.read(proc.stderr.fileno(), 4096), b"")), daemon=True)
+    reader.start()
     try:
-        for line in proc.stdout:
-            if line.startswith("training ResNet"):
-                break
-        time.sleep(2.5)
+        deadline = time.monotonic() + 120
+        while not re.search(rb"\| *[1-9][0-9]*/100000", b"".join(err_chunks)):
+            assert proc.poll() is None and time.monotonic() < deadline, b"".join(err_chunks)
+            time.sleep(0.05)
         proc.send_signal(signal.SIGINT)
-        printed, err = proc.communicate(timeout=120)
+        printed = proc.stdout.read().decode()
+        proc.wait(timeout=120)
+        reader.join(timeout=10)
     finally:
         if proc.poll() is None:
             proc.kill()
+    err = b"".join(err_chunks).decode()
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "terminate called" not in err
     assert "Ctrl-C: stopping after the current mini-batch" in err
@@ -474,7 +485,7 @@ def test_plot_errors_leaves_the_matplotlib_backend_alone(tmp_path, monkeypatch):
 
 def test_train_runs_rejects_bad_epochs(digits_split):
     Xtr, ytr, Xte, yte = digits_split
-    with pytest.raises(ValueError, match="epochs"):
+    with pytest.raises(ValueError, match="epochs must be >= 1, got 0"):
         uts.train_runs([uts.make_run(1, 0)], Xtr, ytr, Xte, yte, 0)
 
 

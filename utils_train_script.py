@@ -201,8 +201,13 @@ class _SigintStops:
 
     def _handler(self, signum, frame):
         if not self.stop.is_set():
-            print("\nCtrl-C: stopping after the current mini-batch; the epochs done so far "
-                  "will be written, marked partial", file=sys.stderr, flush=True)
+            # os.write, not print: a handler may run while this thread is inside a print
+            # (tqdm), and re-entering the buffered stream raises RuntimeError
+            try:
+                os.write(2, b"\nCtrl-C: stopping after the current mini-batch; the epochs "
+                            b"done so far will be written, marked partial\n")
+            except OSError:
+                pass
         self.stop.set()
 
     def __enter__(self):

@@ -163,7 +163,7 @@ class DigitClassifier(nn.Module):
 
 def _random_shift(x, max_shift, generator):
     """Translate each image of (N, 1, H, W) by its own integer shift in [-max_shift, max_shift]
-    (zero padding = background value -1)."""
+    along each axis; pixels shifted in take the background value -1."""
     n, _, h, w = x.shape
     p = max_shift
     padded = F.pad(x, (p, p, p, p), value=-1.0)
@@ -230,7 +230,8 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, eps=1e-6):
 
     in float64 with ``scipy.linalg.sqrtm``; imaginary parts from round-off are dropped. When the
     product is singular and its square root comes out non-finite, ``eps * I`` is added to both
-    covariances (as pytorch-fid does). Never negative, never NaN for finite inputs.
+    covariances (as pytorch-fid does), and if that fails too the trace is taken from the
+    eigenvalues of the symmetric form s1^(1/2) s2 s1^(1/2). Never negative, never NaN for finite inputs.
     """
     mu1, mu2 = np.asarray(mu1, np.float64), np.asarray(mu2, np.float64)
     s1, s2 = np.atleast_2d(np.asarray(sigma1, np.float64)), np.atleast_2d(np.asarray(sigma2, np.float64))
@@ -248,10 +249,13 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, eps=1e-6):
         if not np.isfinite(covmean).all():
             offset = np.eye(len(s1)) * eps
             covmean = scipy.linalg.sqrtm((s1 + offset) @ (s2 + offset))
-        if not np.isfinite(covmean).all():  # last resort: the symmetric form sqrtm(r1 s2 r1), r1 = sqrtm(s1)
-            r1 = np.real(scipy.linalg.sqrtm(s1))
-            covmean = scipy.linalg.sqrtm(r1 @ s2 @ r1)
-    fd = diff @ diff + np.trace(s1) + np.trace(s2) - 2.0 * np.trace(np.real(covmean))
+    if np.isfinite(covmean).all():
+        tr_covmean = np.trace(np.real(covmean))
+    else:  # last resort: tr sqrtm(s1 s2) = tr sqrtm(r1 s2 r1), r1 = s1^(1/2), a symmetric PSD form (eigh)
+        w, v = np.linalg.eigh((s1 + s1.T) / 2)
+        r1 = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+        tr_covmean = np.sqrt(np.clip(np.linalg.eigvalsh(r1 @ s2 @ r1), 0, None)).sum()
+    fd = diff @ diff + np.trace(s1) + np.trace(s2) - 2.0 * tr_covmean
     return max(float(fd), 0.0)
 
 

@@ -146,9 +146,9 @@ def test_two_digit_mixture_coverage_and_entropy(scorer):
     assert s["entropy"] == pytest.approx(math.log(2) / math.log(10), abs=1e-12)
     top = torch.cat([logits[pred == 0][:90], logits[pred == 1][:90]]).double().softmax(1).max(1).values
     assert s["confident"] == pytest.approx(float((top >= 0.9).double().mean()), abs=1e-12)
-    # 87 + 3 images: the second class has 3.3% -> counts; 88 + 2 (2.2%) -> does not
-    assert scorer.score(torch.cat([zeros[:87], ones[:3]]))["coverage"] == 2
-    assert scorer.score(torch.cat([zeros[:88], ones[:2]]))["coverage"] == 1
+    # 97 + 3 of 100 images: the second class has exactly 3% -> counts; 98 + 2 -> does not
+    assert scorer.score(torch.cat([zeros, zeros[:7], ones[:3]]))["coverage"] == 2
+    assert scorer.score(torch.cat([zeros, zeros[:8], ones[:2]]))["coverage"] == 1
 
 
 # ----------------------------------------------------------------------------------------
@@ -187,6 +187,16 @@ def test_frechet_distance_full_covariance_independent():
     expected = np.sum((mu1 - mu2) ** 2) + np.trace(s1 + s2) - 2 * np.trace(psd_sqrt(r1 @ s2 @ r1))
     assert gq.frechet_distance(mu1, s1, mu2, s2) == pytest.approx(expected, rel=1e-8)
     assert gq.frechet_distance(mu2, s2, mu1, s1) == pytest.approx(expected, rel=1e-8)
+
+
+def test_frechet_distance_last_resort_path(monkeypatch):
+    """When sqrtm fails (non-finite) even with the eps offset, the eigh form gives the same value."""
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(size=(6, 6)), rng.normal(size=(6, 9))
+    s1, s2, mu = a @ a.T, b @ b.T / 9, rng.normal(size=6)
+    expected = gq.frechet_distance(mu, s1, 0 * mu, s2)
+    monkeypatch.setattr(gq.scipy.linalg, "sqrtm", lambda m: np.full_like(m, np.nan))
+    assert gq.frechet_distance(mu, s1, 0 * mu, s2) == pytest.approx(expected, rel=1e-9)
 
 
 def test_frechet_distance_of_feature_sets_symmetric_zero_and_finite():

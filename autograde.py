@@ -90,7 +90,7 @@ POINTS = {
 
 DEFAULT_TIMEOUT = 60.0  # seconds of wall-clock time per assignment (import + all checks)
 DEFAULT_MEMORY_MB = 4096  # RLIMIT_AS of the worker (torch itself needs ~2 GB of address space)
-CHECK_LIMIT_FRACTION = 0.5  # one check (other than the import) may use at most this share of --timeout ...
+CHECK_LIMIT_FRACTION = 0.25  # one check (other than the import) may use at most this share of --timeout ...
 CHECK_LIMIT_MIN = 5.0  # ... but never less than this many seconds (always bounded by what is left)
 FILE_SIZE_LIMIT = 64 * 2**20  # RLIMIT_FSIZE: no file the submission writes grows beyond 64 MB
 OUTPUT_CAP = 8192  # bytes of the submission's stdout/stderr kept per assignment (the rest is counted)
@@ -109,10 +109,6 @@ def total_points(assignment):
 # ==========================================================================================
 class CheckFail(Exception):
     """A check failed: the message says why; the check scores 0."""
-
-
-class _StopWorker(BaseException):
-    pass
 
 
 def _short(text, limit=MESSAGE_CAP):
@@ -198,8 +194,7 @@ def _snapshot(dirs):
     return seen
 
 
-_NETWORK_LOG = []  # (where, what) of every blocked network attempt
-_NETWORK_UNDO = []
+_NETWORK_LOG = []  # one line per blocked network attempt
 
 
 def _install_network_block():
@@ -1324,7 +1319,7 @@ def _worker_main(argv):
     sys.path[:] = cfg["sys_path"]
     with contextlib.suppress(Exception):
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a file beyond RLIMIT_FSIZE: an error, not a kill
-    _NETWORK_UNDO.append(_install_network_block())
+    _install_network_block()
     runner = _Runner(cfg["assignment"], cfg["student"], cfg["reference"], emit, f"submission_{cfg['assignment']}",
                      cfg["watch"])
     try:
@@ -1478,8 +1473,11 @@ class _Skip(Exception):
 
 
 def grade_assignment(assignment, student_file, timeout=DEFAULT_TIMEOUT, memory_mb=DEFAULT_MEMORY_MB,
-                     reference_path=None, output_cap=OUTPUT_CAP):
+                     reference_path=None, output_cap=OUTPUT_CAP, check_limit=None):
     """Grade one file in a sandboxed subprocess. Never raises for anything the submission does.
+
+    ``check_limit``: seconds one check after the import may run (default: a quarter of
+    ``timeout``, at least ``CHECK_LIMIT_MIN``).
 
     Returns a dict: assignment, file, results [{check, name, score, max_score, output}],
     output (what the submission printed, capped), notes, seconds.
@@ -1492,7 +1490,8 @@ def grade_assignment(assignment, student_file, timeout=DEFAULT_TIMEOUT, memory_m
     final = {}  # key -> (fraction, message)
     notes = []
     stdout = _Capped(output_cap)
-    check_limit = max(CHECK_LIMIT_MIN, CHECK_LIMIT_FRACTION * float(timeout))
+    if check_limit is None:
+        check_limit = max(CHECK_LIMIT_MIN, CHECK_LIMIT_FRACTION * float(timeout))
     sandbox = tempfile.mkdtemp(prefix=f"autograde-{assignment}-")
     work, home, tmpd, cache = (os.path.join(sandbox, d) for d in ("work", "home", "tmp", "cache"))
     for d in (work, home, tmpd, cache):
@@ -1520,6 +1519,7 @@ def grade_assignment(assignment, student_file, timeout=DEFAULT_TIMEOUT, memory_m
         sys_path = [p for p in sys.path if p and os.path.isabs(p) and os.path.abspath(p) != HERE
                     and os.path.abspath(p) != os.path.dirname(os.path.abspath(student_file))]
         attempt = 0
+        failed = None
         while True:
             pending = [k for k, _, _ in table if k not in final]
             if not pending or time.monotonic() >= deadline:
@@ -1541,11 +1541,13 @@ def grade_assignment(assignment, student_file, timeout=DEFAULT_TIMEOUT, memory_m
                         final[k] = (0.0, f"{reason} while importing your {label}")
                     elif restarting:
                         final[k] = (0.0, f"not run: {reason} while the grader restarted (re-importing your "
-                                         f"{label}) after the crash reported above")
+                                         f"{label}) after the failure in {failed}")
                     else:
                         final[k] = (0.0, f"not graded: {reason} while importing your {label}")
                 break
-            final.setdefault(current, (0.0, f"{reason} during this check"))
+            final.setdefault(current, (0.0, reason if reason.startswith("the check took") else
+                                       f"{reason} during this check"))
+            failed = current
         for k, _, _ in table:
             if k not in final:
                 final[k] = (0.0, f"not run: the time limit of {timeout:g} s for {label} was reached")
@@ -1753,7 +1755,8 @@ SETUP_SH = """#!/usr/bin/env bash
 set -euo pipefail
 if command -v apt-get >/dev/null 2>&1; then
   apt-get update
-  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3 python3-venv python3-pip util-linux
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \\
+      python3 python3-venv python3-pip util-linux
 fi
 python3 -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 needed (Ubuntu 24.04 image)"'
 python3 -m venv /autograder/venv
@@ -1777,7 +1780,9 @@ mkdir -p "$ROOT/results"
     --results "$ROOT/results/results.json"
 status=$?
 if [ ! -s "$ROOT/results/results.json" ]; then
-  printf '{{"score": 0.0, "execution_time": 0, "output": "The autograder itself failed (exit status %s); please tell the course staff.", "tests": []}}\\n' "$status" > "$ROOT/results/results.json"
+  msg="The autograder itself failed (exit status $status); please tell the course staff."
+  printf '{{"score": 0.0, "execution_time": 0, "output": "%s", "tests": []}}\\n' "$msg" \\
+      > "$ROOT/results/results.json"
 fi
 exit 0
 """

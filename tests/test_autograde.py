@@ -373,11 +373,12 @@ def test_hostile_import_gives_zeros_in_bounded_time(name, tmp_path):
     assert all(t["output"] for t in report["tests"])
 
 
-def test_crash_mid_way_and_missing_class_through_the_sandbox(tmp_path):
-    """Block's forward kills the process once (os._exit) and prints 100 kB every time, and the
-    class ResNet is missing: the check running at the crash scores 0, the ones before keep their
-    points, the grader restarts the worker for the rest, the ResNet checks score 0 with a message,
-    and the output kept is capped."""
+def test_crash_hang_and_missing_class_mid_way_through_the_sandbox(tmp_path):
+    """Block's first eval-mode forward kills the process (os._exit), its second one hangs, every
+    forward prints 100 kB, and the class ResNet is missing. Block_train (whose weight matching
+    runs in eval mode) scores 0 for the crash, Block_eval for the hang (stopped at the per-check
+    limit); the checks before keep their points, new workers grade the rest, the ResNet checks
+    score 0 with a message, and the output kept is capped."""
     src = STUDENT_HW2.replace("class ResNet(nn.Module)", "class ResidualNet(nn.Module)").replace(
         "        out = F.relu(self.bn1(self.conv1(x)))\n",
         "        print('x' * 100_000)\n"
@@ -385,21 +386,41 @@ def test_crash_mid_way_and_missing_class_through_the_sandbox(tmp_path):
         "        if not self.training and not os.path.exists('crashed'):\n"
         "            open('crashed', 'w').close()\n"
         "            os._exit(9)\n"
+        "        if not self.training and not os.path.exists('hung'):\n"
+        "            open('hung', 'w').close()\n"
+        "            while True:\n"
+        "                pass\n"
         "        out = F.relu(self.bn1(self.conv1(x)))\n")
     (tmp_path / "hw2_ResNet.py").write_text(src)
-    out = tmp_path / "r.json"
-    proc = _run_cli(tmp_path / "hw2_ResNet.py", "--results", out, "--timeout", 60)
-    assert proc.returncode == 0
-    report = json.loads(out.read_text())
+    t0 = time.monotonic()
+    g = autograde.grade_assignment("hw2", str(tmp_path / "hw2_ResNet.py"), timeout=60, check_limit=1.5)
+    assert time.monotonic() - t0 < 40
+    report = autograde.results_json([g], time.monotonic() - t0)
     by_key = dict(zip([k for k, _, _ in autograde.POINTS["hw2"]], report["tests"]))
     zero = [k for k, t in by_key.items() if t["score"] == 0]
     resnet = [k for k in by_key if k.startswith("ResNet")]
-    assert zero == ["Block_train"] + resnet, [(k, t["output"]) for k, t in by_key.items()]
+    assert zero == ["Block_train", "Block_eval"] + resnet, [(k, t["output"]) for k, t in by_key.items()]
     assert "status 9" in by_key["Block_train"]["output"]
+    assert "longer than its limit of 1.5 s" in by_key["Block_eval"]["output"]
     assert all("defines no ResNet" in by_key[k]["output"] for k in resnet)
-    assert report["score"] == 100 - 12 - 52 == sum(t["score"] for t in report["tests"])
-    assert len(report["output"]) < autograde.OUTPUT_CAP + 1000 and "more bytes" in report["output"]
+    assert report["score"] == 100 - 12 - 8 - 52 == sum(t["score"] for t in report["tests"])
+    assert len(g["output"]) < autograde.OUTPUT_CAP + 1000 and "more bytes" in g["output"]
     assert not os.path.exists(tmp_path / "crashed")  # it ran in the sandbox's folder, not next to the file
+
+
+def test_without_namespaces_the_sandbox_still_holds(tmp_path):
+    """Where unshare is unavailable (e.g. a Docker container) the grader runs without namespaces."""
+    env = dict(os.environ, AUTOGRADE_NO_UNSHARE="1")
+    for source, words in (("import os\nos._exit(7)\n", "status 7"), ("x = bytearray(100 * 10**9)\n", "memory"),
+                          ("while True:\n    pass\n", "time limit")):
+        (tmp_path / "hw5.py").write_text(source)
+        out = tmp_path / "r.json"
+        proc = subprocess.run([sys.executable, AUTOGRADE, str(tmp_path / "hw5.py"), "--timeout", "1.5", "--results",
+                               str(out)], capture_output=True, text=True, timeout=30, env=env)
+        assert proc.returncode == 0, proc.stderr
+        report = json.loads(out.read_text())
+        assert report["score"] == 0 and words in report["tests"][0]["output"]
+        assert "no namespaces" in proc.stdout
 
 
 def test_import_side_effects_are_reported(tmp_path):

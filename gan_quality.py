@@ -19,6 +19,7 @@ defines things; matplotlib is imported inside :func:`plot_quality`.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import math
@@ -102,6 +103,20 @@ def _check_int(name, value, lo):
     return int(value)
 
 
+@contextlib.contextmanager
+def _intra_op_threads(n):
+    """Run the block with ``torch.set_num_threads(n)`` (``None``: unchanged), then restore the count."""
+    if n is None:
+        yield
+        return
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
 def _atomic_write(path, write_fn):
     """Call ``write_fn(tmp)`` on a temporary sibling of ``path``, then ``os.replace`` it onto ``path``."""
     path = os.fspath(path)
@@ -173,17 +188,19 @@ def _random_shift(x, max_shift, generator):
     return padded[torch.arange(n, device=x.device).view(n, 1, 1), 0, rows, cols].unsqueeze(1)
 
 
-def train_classifier(images, labels, seed=0, epochs=12, batch_size=64, lr=2e-3, max_shift=2, device="cpu"):
+def train_classifier(images, labels, seed=0, epochs=12, batch_size=64, lr=2e-3, max_shift=2, device="cpu",
+                     threads=1):
     """Train a :class:`DigitClassifier` on images (N, 1, 32, 32), labels (N,) with cross-entropy:
     Adam with a one-cycle learning rate, each image randomly shifted by up to ``max_shift`` pixels.
 
-    Deterministic for a seed on a given device and thread count. The shuffles and shifts use a
-    private ``torch.Generator``; the initialisation draws from torch's global RNG, reseeded
-    inside ``torch.random.fork_rng`` so the caller's RNG state is restored afterwards.
+    Runs on ``threads`` intra-op threads (``None``: the caller's setting; the count is restored
+    afterwards). Deterministic for a seed on a given device and thread count. The shuffles and
+    shifts use a private ``torch.Generator``; the initialisation draws from torch's global RNG,
+    reseeded inside ``torch.random.fork_rng`` so the caller's RNG state is restored afterwards.
     """
     device = torch.device(device)
     fork_devices = [device.index or 0] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=fork_devices):
+    with torch.random.fork_rng(devices=fork_devices), _intra_op_threads(threads):
         torch.manual_seed(seed)
         gen = torch.Generator().manual_seed(seed)
         model = DigitClassifier().to(device)
@@ -269,14 +286,16 @@ class QualityScorer:
     keys as :meth:`score`; its ``fd`` equals ``floor``); ``floor`` (Frechet distance between the
     two held-out real halves of ``n_reference`` images each: the best a generator can expect at
     that sample size); ``accuracy`` (on all held-out real digits); ``reference_images`` and
-    ``floor_images`` (the two halves); ``mu``, ``sigma`` (reference feature statistics).
+    ``floor_images`` (the two halves); ``mu``, ``sigma`` (reference feature statistics);
+    ``threads``: intra-op threads for the classifier's forward passes (``None``: the caller's).
     """
 
     def __init__(self, model, reference_images, floor_images, reference_labels=None, floor_labels=None,
-                 batch_size=250):
+                 batch_size=250, threads=1):
         self.model = model.eval()
         self.device = next(model.parameters()).device
         self.batch_size = batch_size
+        self.threads = threads
         self.reference_images = reference_images
         self.floor_images = floor_images
         ref_logits, ref_feats = self._forward(reference_images)
@@ -295,8 +314,9 @@ class QualityScorer:
         was_training = self.model.training
         self.model.eval()
         try:
-            outs = [self.model.logits_and_features(images[i : i + self.batch_size].to(self.device, torch.float32))
-                    for i in range(0, len(images), self.batch_size)]
+            with _intra_op_threads(self.threads):
+                outs = [self.model.logits_and_features(images[i : i + self.batch_size].to(self.device, torch.float32))
+                        for i in range(0, len(images), self.batch_size)]
         finally:
             self.model.train(was_training)
         return torch.cat([o[0] for o in outs]), torch.cat([o[1] for o in outs])
@@ -425,7 +445,7 @@ def _load_cache(path, config, fingerprint, device):
 
 
 def build_scorer(images, labels, cache_dir, dataset_key, seed=0, verbose=True, device="cpu", epochs=None,
-                 holdout_per_class=200, max_train_per_class=600):
+                 holdout_per_class=200, max_train_per_class=600, threads=1):
     """Train (or load from cache) the digit classifier and return a :class:`QualityScorer`.
 
     images: float (N, 1, 32, 32) in [-1, 1]; labels: integer (N,) in 0..9 with every class
@@ -437,6 +457,12 @@ def build_scorer(images, labels, cache_dir, dataset_key, seed=0, verbose=True, d
     the model is stored in ``<cache_dir>/digit_classifier_<dataset_key>.pt`` (weights, split and
     training settings, data fingerprint, format version; written atomically) and reused when all
     match. A missing, unreadable or mismatching cache is rebuilt with one printed line.
+
+    threads: intra-op threads for the classifier's training and scoring (restored after each
+    call; ``None`` = the caller's setting). One is the default: this network is so small that a
+    second thread gains 20-35% on a quiet 2-core machine but costs 2.5-10x when other processes
+    share the cores (OpenMP threads wait on each other at every op), and the weights then do not
+    depend on the caller's thread count.
     """
     _check_images("images", images)
     _check_labels("labels", labels, len(images))
@@ -448,13 +474,16 @@ def build_scorer(images, labels, cache_dir, dataset_key, seed=0, verbose=True, d
     if cache_dir is not None and not isinstance(cache_dir, (str, os.PathLike)):
         raise TypeError(f"cache_dir must be a path (str or os.PathLike) or None, got {type(cache_dir).__name__}")
     seed = _check_int("seed", seed, 0)
+    if threads is not None:
+        threads = _check_int("threads", threads, 1)
     device = torch.device(device)
     split = split_indices(labels, seed, holdout_per_class, max_train_per_class)
     if epochs is None:
         epochs = max(1, round(TRAIN_IMAGES / len(split["train"])))
     epochs = _check_int("epochs", epochs, 1)
     config = {"seed": seed, "holdout_per_class": holdout_per_class, "max_train_per_class": max_train_per_class,
-              "epochs": epochs, "method": "stratified, torch.Generator(seed) permutation per class"}
+              "epochs": epochs, "threads": threads,
+              "method": "stratified, torch.Generator(seed) permutation per class"}
     fingerprint = data_fingerprint(images, labels)
     say = print if verbose else (lambda *a, **k: None)
 
@@ -468,7 +497,7 @@ def build_scorer(images, labels, cache_dir, dataset_key, seed=0, verbose=True, d
     trained = model is None
     if trained:
         tr = split["train"]
-        model = train_classifier(images[tr], labels[tr], seed=seed, epochs=epochs, device=device)
+        model = train_classifier(images[tr], labels[tr], seed=seed, epochs=epochs, device=device, threads=threads)
         train_seconds = time.perf_counter() - t0
         if path is not None:
             blob = {"format": CACHE_FORMAT, "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
@@ -479,7 +508,7 @@ def build_scorer(images, labels, cache_dir, dataset_key, seed=0, verbose=True, d
                 say(f"digit classifier cache {path} could not be written ({exc}); continuing without it",
                     flush=True)
     ref, flo = split["reference"], split["floor"]
-    scorer = QualityScorer(model, images[ref], images[flo], labels[ref], labels[flo])
+    scorer = QualityScorer(model, images[ref], images[flo], labels[ref], labels[flo], threads=threads)
     n_holdout = len(ref) + len(flo)
     if trained:
         say(f"digit classifier ({dataset_key}): trained on {len(split['train']):,} images for {epochs} epochs "

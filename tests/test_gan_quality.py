@@ -248,7 +248,13 @@ def test_training_is_deterministic_and_keeps_global_rng(tiny):
     images, labels = tiny
     torch.manual_seed(123)
     state, np_state, py_state = torch.get_rng_state(), np.random.get_state(), random.getstate()
-    a = gq.build_scorer(images, labels, None, "tiny", seed=0, verbose=False, **TINY)
+    torch.set_num_threads(2)
+    try:
+        a = gq.build_scorer(images, labels, None, "tiny", seed=0, verbose=False, **TINY)  # trains on 1 thread
+        a.score(a.floor_images)
+        assert torch.get_num_threads() == 2  # restored
+    finally:
+        torch.set_num_threads(1)
     assert torch.equal(torch.get_rng_state(), state)
     assert random.getstate() == py_state and np.array_equal(np.random.get_state()[1], np_state[1])
     b = gq.build_scorer(images, labels, None, "tiny", seed=0, verbose=False, **TINY)
@@ -407,6 +413,8 @@ def test_build_scorer_bad_inputs(tiny, tmp_path):
         gq.build_scorer(images, labels, dataset_key="k", **dict(kw, epochs=0))
     with pytest.raises(TypeError, match="seed must be an int"):
         gq.build_scorer(images, labels, dataset_key="k", seed=1.5, **kw)
+    with pytest.raises(ValueError, match="threads must be >= 1"):
+        gq.build_scorer(images, labels, dataset_key="k", threads=0, **kw)
     assert list(tmp_path.iterdir()) == []
 
 

@@ -1928,7 +1928,14 @@ def main(argv=None):
         if f is None:
             gradings.append(_missing_file_grading(assignment, path))
             continue
-        g = grade_assignment(assignment, f, timeout=args.timeout, memory_mb=args.memory_mb)
+        try:
+            g = grade_assignment(assignment, f, timeout=args.timeout, memory_mb=args.memory_mb)
+        except Exception as e:  # noqa: BLE001 - a bug of the grader itself: still a results file
+            g = _missing_file_grading(assignment, path)
+            message = f"autograder error ({type(e).__name__}: {e}); please tell the course staff"
+            for r in g["results"]:
+                r["output"] = message
+            print(f"autograde.py: internal error while grading {f}:\n{traceback.format_exc()}", file=sys.stderr)
         if os.path.basename(f) != ASSIGNMENTS[assignment]["file"]:
             g["notes"].append(f"graded {os.path.basename(f)} as {ASSIGNMENTS[assignment]['file']}")
         gradings.append(g)

@@ -75,9 +75,9 @@ def _check_images(name, images, min_n=2):
         raise ValueError(f"{name} must have shape (N, 1, 32, 32), got {tuple(images.shape)}")
     if images.shape[0] < min_n:
         raise ValueError(f"{name} must hold at least {min_n} images, got N = {images.shape[0]}")
-    if not bool(torch.isfinite(images).all()):
+    lo, hi = (float(v) for v in torch.aminmax(images))  # one pass; NaN and inf propagate to lo/hi
+    if not (math.isfinite(lo) and math.isfinite(hi)):
         raise ValueError(f"{name} must be finite (it holds NaN or inf)")
-    lo, hi = float(images.min()), float(images.max())
     if lo < -1 - _RANGE_TOL or hi > 1 + _RANGE_TOL:
         raise ValueError(f"{name} must lie in [-1, 1] (Normalize(0.5, 0.5) images), got [{lo:.4g}, {hi:.4g}]")
 
@@ -324,8 +324,9 @@ class QualityScorer:
     def score(self, images):
         """Scores of images (N, 1, 32, 32) in [-1, 1], N >= 2: a dict with ``n``, ``confident``,
         ``coverage``, ``entropy`` and ``fd`` (see the module docstring)."""
-        _check_images("images", images)
-        return self._scores(*self._forward(images))
+        with _intra_op_threads(self.threads):
+            _check_images("images", images)
+            return self._scores(*self._forward(images))
 
     def _scores(self, logits, feats):
         """The :meth:`score` dict from logits (N, 10) and features (N, 128)."""

@@ -44,6 +44,10 @@ __all__ = [
     "frechet_distance",
     "feature_statistics",
     "format_scores",
+    "train_classifier",
+    "data_fingerprint",
+    "cache_path",
+    "SCORE_KEYS",
     "QUALITY_COLUMNS",
     "write_quality_csv",
     "read_quality_csv",
@@ -284,8 +288,8 @@ class QualityScorer:
 
     Attributes: ``model``; ``reference`` (the scores of the real held-out "floor" half, same
     keys as :meth:`score`; its ``fd`` equals ``floor``); ``floor`` (Frechet distance between the
-    two held-out real halves of ``n_reference`` images each: the best a generator can expect at
-    that sample size); ``accuracy`` (on all held-out real digits); ``reference_images`` and
+    two held-out real halves, ``reference["n"]`` images each: the best a generator can expect
+    with that many samples); ``accuracy`` (on all held-out real digits); ``reference_images`` and
     ``floor_images`` (the two halves); ``mu``, ``sigma`` (reference feature statistics);
     ``threads``: intra-op threads for the classifier's forward passes (``None``: the caller's).
     """
@@ -364,7 +368,7 @@ class QualityScorer:
                 images = torch.cat([G(z[i : i + batch_size].to(dev)) for i in range(0, len(z), batch_size)])
         finally:
             G.train(was_training)
-        return self.score(images.reshape(len(z), *images.shape[1:]))
+        return self.score(images)
 
 
 def format_scores(scores, floor=None):
@@ -377,7 +381,7 @@ def format_scores(scores, floor=None):
 # ----------------------------------------------------------------------------------------
 # split, fingerprint, cache, build
 # ----------------------------------------------------------------------------------------
-def split_indices(labels, seed=0, holdout_per_class=200, max_train_per_class=1000):
+def split_indices(labels, seed=0, holdout_per_class=200, max_train_per_class=600):
     """Stratified split of labels (N,) into index tensors ``train``, ``reference``, ``floor``.
 
     Per class (a permutation from ``torch.Generator().manual_seed(seed)``, classes in order):

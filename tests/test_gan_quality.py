@@ -80,7 +80,7 @@ class ConstantGenerator(nn.Module):
 def test_real_heldout_digits_score_high(scorer, mnist5k):
     images, labels = mnist5k
     ref = scorer.reference
-    assert set(ref) == {"n", "confident", "coverage", "entropy", "fd"}
+    assert tuple(ref) == gq.SCORE_KEYS == ("n", "confident", "coverage", "entropy", "fd")
     assert ref["n"] == 1000 and scorer.reference_images.shape == scorer.floor_images.shape == (1000, 1, 32, 32)
     assert scorer.accuracy >= 0.95
     assert ref["confident"] >= 0.85 and ref["coverage"] == 10 and ref["entropy"] > 0.95

@@ -92,9 +92,10 @@ def _check_seed(seed, name="seed"):
 
 
 def _derive_seed(seed, *keys):
-    """A seed in 0 .. 2**63 - 1 for the stream ``keys`` of run ``seed`` (NumPy's SeedSequence
-    hashes the words, so no seed overflows and the streams are independent)."""
-    words = np.random.SeedSequence([int(seed), *map(int, keys)]).generate_state(2, dtype=np.uint64)
+    """A seed in 0 .. 2**63 - 1 for the stream ``keys`` of run ``seed``: NumPy's SeedSequence with
+    the keys as its spawn key hashes (seed, keys) without overflow for any seed, and distinct
+    (seed, keys) give unrelated streams."""
+    words = np.random.SeedSequence(int(seed), spawn_key=tuple(map(int, keys))).generate_state(1, dtype=np.uint64)
     return int(words[0]) & SEED_MAX
 
 
@@ -157,9 +158,11 @@ def check_out_dir(out_dir):
     Raises ``ValueError`` naming the folder (it is a file, cannot be created, or is read-only),
     and removes stale ``.*.tmp`` files that a killed run's atomic writes left behind.
     """
-    if not isinstance(out_dir, (str, os.PathLike)) or not os.fspath(out_dir):
-        raise TypeError(f"out_dir must be a folder path, got {out_dir!r}")
+    if not isinstance(out_dir, (str, os.PathLike)):
+        raise TypeError(f"out_dir must be a folder path, got {type(out_dir).__name__}")
     out_dir = os.fspath(out_dir)
+    if not out_dir:
+        raise ValueError("out-dir must be a folder path, got ''")
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise ValueError(f"out-dir {out_dir} exists and is not a folder")
     try:
@@ -331,7 +334,7 @@ class TensorBatches:
 
     Shuffled each epoch with a permutation that depends only on ``(seed, epoch)``, so a run
     resumed at any epoch (or batch) sees the same batches as an uninterrupted one. Iterating
-    advances ``epoch``; ``set_epoch`` pins it. ``drop_last=False`` like DataLoader's default.
+    advances ``epoch``; ``set_epoch`` sets the next epoch. ``drop_last=False`` like DataLoader's default.
     """
 
     def __init__(self, images, labels, batch_size, shuffle=True, seed=0, source="tensor", limit=None):
@@ -480,9 +483,9 @@ def discriminator_fast(D, x):
     - LeakyReLU is strictly increasing, so ``MaxPool(LeakyReLU(h)) == LeakyReLU(MaxPool(h))``
       value for value and gradient for gradient (the same element wins each window): pooling
       first does the activation work on a quarter (a sixteenth at the last layer) of the values.
-    - The first convolution's (N, 16, 32, 32) output is moved to channels-last when D's weights
-      are channels-last (with one input channel PyTorch keeps it NCHW, where the CPU max-pool and
-      the following layers are several times slower).
+    - The first convolution's (N, 16, 32, 32) output is made channels-last when D's other weights
+      are (with one input channel the layout of x and of the first weight is ambiguous, and an
+      NCHW map makes the CPU max-pool and the next layers several times slower).
 
     x: (N, 1, 32, 32) -> (N,) probabilities. Same parameters and result as ``D(x)`` up to
     float32 rounding; a ``D`` that is not our ``Discriminator`` is simply called.
@@ -491,8 +494,8 @@ def discriminator_fast(D, x):
         return D(x)
     f = D.features
     h = f[0](x)
-    if f[0].weight.is_contiguous(memory_format=torch.channels_last) and not f[0].weight.is_contiguous():
-        h = h.contiguous(memory_format=torch.channels_last)
+    if f[3].weight.is_contiguous(memory_format=torch.channels_last) and not f[3].weight.is_contiguous():
+        h = h.contiguous(memory_format=torch.channels_last)  # a no-op when it already is
     h = f[1](f[2](h))
     for i in (3, 6, 9):
         h = f[i + 1](f[i + 2](f[i](h)))
@@ -505,6 +508,43 @@ def discriminator_fast(D, x):
 def _bce(p, target_value):
     """``BCELoss`` (mean) of probabilities ``p`` against a constant target (logs clamped at -100)."""
     return F.binary_cross_entropy(p, torch.full_like(p, float(target_value)))
+
+
+def _validate_state(state):
+    """Raise (KeyError, TypeError, ValueError, RuntimeError) unless ``state`` is a complete hw5 checkpoint."""
+    def need(cond, what):
+        if not cond:
+            raise ValueError(what)
+
+    config = state["config"]
+    need(isinstance(config, dict), "config is not a dict")
+    need(config["loss"] in ("minimax", "non-saturating"), "config.loss")
+    for key in ("batch_size", "seed"):
+        need(isinstance(config[key], int) and config[key] >= (1 if key == "batch_size" else 0), f"config.{key}")
+    need(isinstance(config["dataset"], str), "config.dataset")
+    need(config["limit"] is None or (isinstance(config["limit"], int) and config["limit"] >= 1), "config.limit")
+    need(config["target_iterations"] is None or isinstance(config["target_iterations"], int), "config.target")
+    for key in ("epoch", "batch_index", "iteration"):
+        need(isinstance(state[key], int) and state[key] >= 0, key)
+    need(isinstance(state["fixed_z"], torch.Tensor) and tuple(state["fixed_z"].shape) == (64, LATENT_DIM), "fixed_z")
+    need(isinstance(state["z_generator"], torch.Tensor) and state["z_generator"].dtype == torch.uint8, "z_generator")
+    torch.Generator().set_state(state["z_generator"])
+    D, G = Discriminator(), Generator()
+    D.load_state_dict(state["D"])
+    G.load_state_dict(state["G"])
+    optim.Adam(D.parameters(), lr=2e-4).load_state_dict(state["D_optimizer"])
+    optim.Adam(G.parameters(), lr=1e-3).load_state_dict(state["G_optimizer"])
+    rng = state["rng"]
+    random.Random().setstate(tuple(tuple(v) if isinstance(v, list) else v for v in rng["python"]))
+    np_state = rng["numpy"]
+    np.random.RandomState().set_state((np_state[0], np.asarray(np_state[1], dtype=np.uint32), *np_state[2:]))
+    need(isinstance(rng["torch"], torch.Tensor) and rng["torch"].dtype == torch.uint8, "rng.torch")
+    need(isinstance(state["history"], list) and all(len(r) == len(HISTORY_COLUMNS) for r in state["history"]),
+         "history")
+    need(isinstance(state["quality"], list) and all(isinstance(r, dict) and "iteration" in r
+                                                    for r in state["quality"]), "quality")
+    need(isinstance(state["reports"], list) and all(isinstance(i, int) for i in state["reports"]), "reports")
+    need(state.get("epoch_rng") is None or isinstance(state["epoch_rng"], torch.Tensor), "epoch_rng")
 
 
 class CheckpointError(ValueError):
@@ -593,8 +633,9 @@ class GAN:
         self.data_root = data_root
         self.dataset = dataset
         self.verbose = verbose
-        # latent stream for training (saved in checkpoints) and the fixed visualization batch
-        self.z_generator = torch.Generator(device=self.device).manual_seed(_derive_seed(self.seed, _STREAM_LATENT))
+        # latent stream for training (on the CPU: the same latents, and a resumable state, on any
+        # device; saved in checkpoints) and the fixed visualization batch
+        self.z_generator = torch.Generator().manual_seed(_derive_seed(self.seed, _STREAM_LATENT))
         g_fixed = torch.Generator().manual_seed(_derive_seed(self.seed, _STREAM_FIXED_Z))
         self.fixed_z = torch.randn(64, LATENT_DIM, generator=g_fixed).to(self.device)
         self.epoch = 0  # completed epochs
@@ -604,7 +645,9 @@ class GAN:
         self.quality = []  # rows: dicts from the evaluator (gan_quality), one per scored report
         self.reports = []  # iterations at which grids were written
         self.target_iterations = None  # the run's budget, when trained with train_until
+        self.limit = None  # get_data_loader's subset size for the default loader
         self._loader_seed = None
+        self._epoch_rng = None  # torch's RNG state when the current epoch's batches were drawn
 
     # -- the objective ------------------------------------------------------------------
     def calculate_V(self, x, z):
@@ -634,7 +677,7 @@ class GAN:
 
     def sample_z(self, n):
         """``n`` latents from the training latent stream (``self.z_generator``)."""
-        return torch.randn(n, LATENT_DIM, generator=self.z_generator, device=self.device)
+        return torch.randn(n, LATENT_DIM, generator=self.z_generator).to(self.device)
 
     # -- one optimization step (same parameter updates as two calculate_V calls) ---------
     def train_step(self, x, z):
@@ -752,6 +795,7 @@ class GAN:
             "history": list(self.history),
             "quality": list(self.quality),
             "reports": list(self.reports),
+            "epoch_rng": self._epoch_rng,
         }
 
     def save_checkpoint(self, path):
@@ -762,7 +806,8 @@ class GAN:
 
     @staticmethod
     def read_checkpoint(path):
-        """The checkpoint dict at ``path``, validated; ``CheckpointError`` if unreadable or foreign."""
+        """The checkpoint dict at ``path``, fully validated (every key, type and shape, and that
+        the weights and optimizer states load into fresh models); ``CheckpointError`` otherwise."""
         path = os.fspath(path)
         if not os.path.isfile(path):
             raise CheckpointError(path, "not a file" if os.path.exists(path) else "no such file")
@@ -770,35 +815,41 @@ class GAN:
             state = torch.load(path, map_location="cpu", weights_only=True)  # never runs code from the file
         except Exception as exc:  # noqa: BLE001 - any parse failure means "unreadable"
             raise CheckpointError(path, f"{type(exc).__name__}") from None
-        if not isinstance(state, dict) or tuple(state.get("format", ())) != CHECKPOINT_FORMAT:
+        if not isinstance(state, dict) or state.get("format") != list(CHECKPOINT_FORMAT):
             raise CheckpointError(path, "no hw5 checkpoint format marker")
-        missing = [k for k in ("config", "D", "G", "D_optimizer", "G_optimizer", "epoch", "batch_index",
-                               "iteration", "fixed_z", "z_generator", "rng", "history", "quality", "reports")
-                   if k not in state]
-        if missing:
-            raise CheckpointError(path, f"missing {', '.join(missing)}")
+        try:
+            _validate_state(state)
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as exc:
+            text = str(exc).splitlines()[0] if str(exc) else ""
+            raise CheckpointError(path, f"bad contents: {type(exc).__name__} {text}".strip()) from None
         return state
 
     def load_checkpoint(self, path):
         """Restore the run saved at ``path`` (weights, optimizers, position, RNG streams, history,
-        loss and seed). Training then continues it: ``train_until(total)`` or ``train(epochs)``.
-        Raises ``CheckpointError`` for an unreadable file and ``ValueError`` if this GAN's loader
-        has another batch size than the run's.
+        loss, seed, dataset and subset). Training then continues it: ``train_until(total)`` or
+        ``train(epochs)``. Raises ``CheckpointError`` for an unreadable or foreign file (this GAN
+        is then unchanged) and ``ValueError`` if this GAN's loader holds other data than the run's.
+        Returns the GAN.
         """
         state = self.read_checkpoint(path)
         config = state["config"]
-        bs = getattr(self.data_loader, "batch_size", None)
-        if bs is not None and int(bs) != int(config["batch_size"]):
-            raise ValueError(f"the checkpoint {path} was trained with batch size {config['batch_size']}, this GAN's "
-                             f"data_loader has batch size {bs}; the position inside an epoch would not match")
-        try:
-            self.D.load_state_dict(state["D"])
-            self.G.load_state_dict(state["G"])
-            self.D_optimizer.load_state_dict(state["D_optimizer"])
-            self.G_optimizer.load_state_dict(state["G_optimizer"])
-            self.z_generator.set_state(state["z_generator"])
-        except (RuntimeError, ValueError, KeyError, TypeError) as exc:
-            raise CheckpointError(os.fspath(path), f"{type(exc).__name__}: {str(exc).splitlines()[0]}") from None
+        loader = self.data_loader
+        if loader is not None:
+            bs = getattr(loader, "batch_size", None)
+            if bs is not None and int(bs) != int(config["batch_size"]):
+                raise ValueError(f"the checkpoint {path} was trained with batch size {config['batch_size']}, this "
+                                 f"GAN's data_loader has batch size {bs}; the position inside an epoch would not match")
+            if isinstance(loader, TensorBatches) and (loader.source, loader.limit) != (config["dataset"],
+                                                                                     config["limit"]):
+                raise ValueError(f"the checkpoint {path} was trained on {config['dataset']} (limit {config['limit']}), "
+                                 f"this GAN's data_loader holds {loader.source} (limit {loader.limit})")
+        elif config["dataset"] in ("auto", "mnist", "mnist-5k"):
+            self.dataset, self.limit = config["dataset"], config["limit"]
+        self.D.load_state_dict(state["D"])
+        self.G.load_state_dict(state["G"])
+        self.D_optimizer.load_state_dict(state["D_optimizer"])
+        self.G_optimizer.load_state_dict(state["G_optimizer"])
+        self.z_generator.set_state(state["z_generator"])
         self.batch_size = int(config["batch_size"])
         self.epoch, self.batch_index = int(state["epoch"]), int(state["batch_index"])
         self.iteration = int(state["iteration"])
@@ -807,14 +858,16 @@ class GAN:
         self._loader_seed = state.get("loader_seed")
         if isinstance(self.data_loader, TensorBatches) and self._loader_seed is not None:
             self.data_loader.seed = int(self._loader_seed)  # the run's shuffle, whatever seed built this GAN
+        self._epoch_rng = state.get("epoch_rng")
         self.fixed_z = state["fixed_z"].to(self.device)
         rng = state["rng"]
         random.setstate(tuple(tuple(v) if isinstance(v, list) else v for v in rng["python"]))
         np_state = rng["numpy"]
         np.random.set_state((np_state[0], np.asarray(np_state[1], dtype=np.uint32), *np_state[2:]))
         torch.set_rng_state(rng["torch"].cpu())
-        if rng.get("cuda") is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all([s.cpu() for s in rng["cuda"]])
+        cuda = rng.get("cuda")
+        if cuda is not None and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all([s.cpu() for s in cuda])
         self.history = [tuple(r) for r in state["history"]]
         self.quality = [dict(r) for r in state["quality"]]
         self.reports = list(state["reports"])
@@ -824,7 +877,10 @@ class GAN:
     def _ensure_loader(self):
         if self.data_loader is None:
             self.data_loader = get_data_loader(self.batch_size, root=self.data_root, dataset=self.dataset,
-                                               device=self.device, seed=self.seed, verbose=self.verbose)
+                                               device=self.device, seed=self.seed, verbose=self.verbose,
+                                               limit=self.limit)
+            if self._loader_seed is not None:
+                self.data_loader.seed = int(self._loader_seed)
         return self.data_loader
 
     def train(self, epochs, out_dir=None, progress=None):
@@ -857,12 +913,24 @@ class GAN:
                          report_every=report_every, evaluator=evaluator)
 
     def _epoch_batches(self, loader, epoch, start):
+        """The batches of ``epoch`` from batch ``start`` on. Other loaders (e.g. a shuffling
+        DataLoader) draw their order from torch's global RNG when iterated: the RNG state at the
+        epoch's start is kept (and checkpointed) and replayed on a mid-epoch resume, so the
+        resumed epoch sees the same order and skips exactly the batches already done."""
         if isinstance(loader, TensorBatches):
             loader.set_epoch(epoch + 1)
             return loader.batches(epoch, start=start)
         if hasattr(loader, "set_epoch"):
             loader.set_epoch(epoch)
-        return itertools.islice(iter(loader), start, None)  # a deterministic loader resumes in place
+        if start == 0 or self._epoch_rng is None:
+            self._epoch_rng = torch.get_rng_state()
+            return itertools.islice(iter(loader), start, None)
+        now = torch.get_rng_state()
+        torch.set_rng_state(self._epoch_rng)
+        batches = itertools.islice(iter(loader), start, None)
+        first = next(batches, None)  # the loader draws its order lazily, on the first batch
+        torch.set_rng_state(now)
+        return itertools.chain(() if first is None else (first,), batches)
 
     def _run(self, target_iterations=None, target_epochs=None, out_dir=None, progress=None, report_every=None,
              evaluator=None):
@@ -921,10 +989,11 @@ class GAN:
                     stepped = exhausted = False
                     for batch in self._epoch_batches(loader, epoch, start):
                         x = _batch_images(batch)
-                        if not isinstance(x, torch.Tensor):
-                            raise TypeError(f"data_loader batches must hold image tensors, got {type(x).__name__}")
-                        if x.device != self.device:
+                        if isinstance(x, torch.Tensor) and x.device != self.device:
                             x = x.to(self.device)
+                        _check_tensor("data_loader batch x", x, "(B, 1, 32, 32) with B >= 1",
+                                      lambda t: t.ndim == 4 and tuple(t.shape[1:]) == (1, 32, 32) and len(t) >= 1,
+                                      model=self.D if isinstance(self.D, Discriminator) else None)
                         stats = self.train_step(x, self.sample_z(x.shape[0]))
                         stepped = True
                         self.iteration += 1
@@ -973,17 +1042,19 @@ class GAN:
                     paths.update(self._report(out_dir, evaluator))
         except KeyboardInterrupt:
             if not saved_on_interrupt and out_dir is not None:  # a second Ctrl-C: abort without writing
-                print(f"\nAborted; {os.path.join(out_dir, 'checkpoint.pt')} holds the last saved state", flush=True)
+                ckpt = os.path.join(out_dir, "checkpoint.pt")
+                print(f"\nAborted; {ckpt} holds the last saved state" if os.path.exists(ckpt)
+                      else "\nAborted; nothing was saved", flush=True)
             raise
         finally:
             if bar is not None:
                 bar.close()
         return paths
 
-    def _diverged(self, out_dir, iteration):
+    def _diverged(self, out_dir, iteration, reason=None):
         v, dx, dgz = self.history[-1][3:]
-        message = (f"training diverged at iteration {iteration}: V={v}, D(x)={dx}, D(G(z))={dgz} are not all "
-                   "finite; stopped")
+        reason = reason or f"V={v}, D(x)={dx}, D(G(z))={dgz} are not all finite"
+        message = f"training diverged at iteration {iteration}: {reason}; stopped"
         if out_dir is not None:
             write_history_csv(self.history, os.path.join(out_dir, "history.csv"))
             plot_curves(self.history, os.path.join(out_dir, "curves.png"))
@@ -1000,6 +1071,8 @@ class GAN:
 
     def _report(self, out_dir, evaluator):
         """Score (no writes), then checkpoint, then figures: all describe ``self.iteration``."""
+        if not all(bool(torch.isfinite(p).all()) for p in list(self.D.parameters()) + list(self.G.parameters())):
+            self._diverged(out_dir, self.iteration, "a weight of D or G is NaN or inf after the step")
         if evaluator is not None and not any(r.get("iteration") == self.iteration for r in self.quality):
             self.quality.append(evaluator.score(self))
         if out_dir is None:
@@ -1143,8 +1216,20 @@ class QualityEvaluator:
         return row
 
     def write(self, gan, out_dir):
-        return {"quality_csv": self.module.write_quality_csv(gan.quality, os.path.join(out_dir, "quality.csv")),
-                "quality_png": self.module.plot_quality(gan.quality, self.scorer, os.path.join(out_dir, "quality.png"))}
+        paths = {}
+        for key, name, fn in (("quality_csv", "quality.csv", lambda p: self.module.write_quality_csv(gan.quality, p)),
+                              ("quality_png", "quality.png", lambda p: self.module.plot_quality(gan.quality, self.scorer,
+                                                                                              p))):
+            path = os.path.join(out_dir, name)
+            try:
+                paths[key] = fn(path)
+            except OSError as exc:
+                full = getattr(exc, "errno", None) == errno.ENOSPC
+                error = OSError(f"could not write {path}: "
+                                f"{'no space left on the device' if full else exc.strerror or exc}")
+                error.errno = exc.errno
+                raise error from exc
+        return paths
 
 
 def describe_quality(row, scorer, first=None):
@@ -1179,6 +1264,13 @@ def _seed(text):
     if not 0 <= value <= SEED_MAX:
         raise argparse.ArgumentTypeError(f"expected a whole number in 0 .. 2**63 - 1, got {text}")
     return value
+
+
+def default_report_every(per_epoch, target, batch_size):
+    """Score and write outputs every epoch, but at most ~10 times and at least every full-MNIST
+    epoch (938 iterations at batch 64): the offline default run reports every 938 iterations."""
+    mnist_epoch = math.ceil(MNIST_TRAIN_SIZE / batch_size)
+    return min(mnist_epoch, max(per_epoch, math.ceil(target / ASSIGNMENT_EPOCHS)))
 
 
 def default_iterations(batch_size):
@@ -1234,7 +1326,8 @@ def build_parser():
                    help="train on a random (seeded) subset of LIMIT images, for quick runs (default: all)")
     p.add_argument("--eval-every", type=_positive_int, default=None,
                    help="score the samples and write grids, figures and the checkpoint every this many iterations, "
-                        "and at the end (default: ceil(60000 / batch size) = 938 at batch 64, one full-MNIST epoch)")
+                        "and at the end (default: every epoch, but at most ~10 times and at least every "
+                        "ceil(60000 / batch size) iterations = 938 at batch 64, one full-MNIST epoch)")
     p.add_argument("--no-eval", action="store_true",
                    help="skip the sample-quality scoring (default: score when gan_quality.py is next to hw5.py)")
     p.add_argument("--contiguous", action="store_true",
@@ -1269,7 +1362,7 @@ def _prepare_out_dir(parser, args):
     """Check OUT_DIR before any data or training; returns the resumed checkpoint's state (or None)."""
     try:
         check_out_dir(args.out_dir)
-    except ValueError as exc:
+    except (ValueError, TypeError) as exc:
         parser.error(f"--out-dir: {exc}")
     ckpt = os.path.join(args.out_dir, "checkpoint.pt")
     exists = os.path.lexists(ckpt)
@@ -1293,10 +1386,6 @@ def _prepare_out_dir(parser, args):
     if exists and not args.overwrite:
         parser.error(f"{args.out_dir} already holds a run ({ckpt}); continue it with --resume, start over with "
                      "--overwrite (deletes its files), or choose another --out-dir")
-    if args.overwrite:
-        n = _clear_run(args.out_dir)
-        if n:
-            print(f"--overwrite: removed {n} file(s) of the previous run in {args.out_dir}", flush=True)
     for _, key, default in RUN_FLAGS:
         if getattr(args, key) is None:
             setattr(args, key, default)
@@ -1304,8 +1393,18 @@ def _prepare_out_dir(parser, args):
 
 
 def main(argv=None):
+    """``python hw5.py``: exit status 0 when done, 1 for a failure while running (write error,
+    divergence, MNIST unavailable), 2 for bad arguments, 130 for Ctrl-C."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    try:
+        return _main(parser, args)
+    except KeyboardInterrupt:
+        print("\nInterrupted", flush=True)
+        return 130
+
+
+def _main(parser, args):
     state = _prepare_out_dir(parser, args)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
@@ -1362,17 +1461,20 @@ def main(argv=None):
                 cache = args.out_dir
             scorer = module.build_scorer(images, labels, cache_dir=cache, dataset_key=source, seed=0, device=device)
             evaluator = QualityEvaluator(module, scorer, args.seed)
+    if args.overwrite:  # only now: a command that fails earlier leaves the old run alone
+        n = _clear_run(args.out_dir)
+        if n:
+            print(f"--overwrite: removed {n} file(s) of the previous run in {args.out_dir}", flush=True)
     t_train = time.time()
     start_iteration = gan.iteration
     try:
         paths = gan.train_until(target, out_dir=args.out_dir, progress=True,
-                                report_every=args.eval_every or math.ceil(MNIST_TRAIN_SIZE / args.batch_size),
+                                report_every=args.eval_every or default_report_every(per_epoch, target,
+                                                                                     args.batch_size),
                                 evaluator=evaluator)
     except KeyboardInterrupt:
         return 130
-    except TrainingDiverged as exc:
-        return _error(str(exc))
-    except OSError as exc:
+    except (TrainingDiverged, OSError, ValueError) as exc:
         return _error(str(exc))
     seconds = time.time() - t_train
     steps = gan.iteration - start_iteration
@@ -1384,7 +1486,7 @@ def main(argv=None):
                   if evaluator is not None else "")
     try:
         paths["final"] = plot_final(gan.samples(), os.path.join(args.out_dir, "final.png"), title)
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
         return _error(str(exc))
     last = gan.history[-1]
     score_share = f"; scoring {evaluator.seconds:.1f} s = {100 * evaluator.seconds / seconds:.1f}%" if evaluator else ""

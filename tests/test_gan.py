@@ -947,7 +947,8 @@ def test_cli_existing_run_needs_resume_or_overwrite(tmp_path, capsys):
     assert "nothing to do" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("content", [b"", b"\x00\x01garbage" * 100, "missing keys", "directory", "pickle"])
+@pytest.mark.parametrize("content", [b"", b"\x00\x01garbage" * 100, "missing keys", "directory", "pickle",
+                                     "config list", "loss missing", "history rows", "format int"])
 def test_corrupt_checkpoints_get_a_clear_message(tmp_path, content, capsys):
     out = tmp_path / "run"
     out.mkdir()
@@ -956,6 +957,17 @@ def test_corrupt_checkpoints_get_a_clear_message(tmp_path, content, capsys):
         ckpt.mkdir()
     elif content == "missing keys":
         torch.save({"format": list(hw5.CHECKPOINT_FORMAT), "D": {}}, ckpt)
+    elif content in ("config list", "loss missing", "history rows", "format int"):
+        state = hw5.GAN(seed=0, verbose=False).state_dict()  # a good checkpoint, then one field broken
+        if content == "config list":
+            state["config"] = list(state["config"].values())
+        elif content == "loss missing":
+            del state["config"]["loss"]
+        elif content == "history rows":
+            state["history"] = [(1, 2, 3)]
+        else:
+            state["format"] = 2
+        torch.save(state, ckpt)
     elif content == "pickle":  # code that would run on a plain torch.load(weights_only=False)
         import pickle
 
@@ -1112,3 +1124,116 @@ def test_plot_curves_leaves_the_matplotlib_backend_alone(tmp_path):
     finally:
         matplotlib.use("Agg")
     assert (tmp_path / "c.png").stat().st_size > 1000
+
+
+# ----------------------------------------------------------------------------------------
+# found in review: resume with other loaders and data, failures outside the training loop
+# ----------------------------------------------------------------------------------------
+def test_mid_epoch_resume_of_a_shuffling_dataloader_sees_the_same_order(tmp_path):
+    """A torch DataLoader(shuffle=True) draws its order from the global RNG: the resumed epoch
+    replays that draw and skips exactly the batches already done."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    torch.manual_seed(10)
+    data = TensorDataset(torch.rand(24, 1, 32, 32) * 2 - 1, torch.arange(24))
+
+    def make():
+        return hw5.GAN(data_loader=DataLoader(data, batch_size=4, shuffle=True), seed=5, verbose=False)
+
+    full = make()
+    full.train_until(10)  # 6 batches per epoch: ends inside epoch 2
+    part = make()
+    part.train_until(3, out_dir=str(tmp_path))
+    resumed = make().load_checkpoint(tmp_path / "checkpoint.pt")
+    resumed.train_until(10)
+    assert _max_diff(full, resumed) == 0
+    np.testing.assert_array_equal(np.array(full.history), np.array(resumed.history))
+
+
+def test_api_resume_restores_dataset_and_subset_and_refuses_other_data(tmp_path):
+    gan = hw5.GAN(data_loader=hw5.make_loader(torch.rand(40, 1, 32, 32) * 2 - 1, torch.zeros(40, dtype=torch.long),
+                                              "mnist-5k", 16, seed=0, limit=30), seed=0, verbose=False)
+    gan.train_until(2, out_dir=str(tmp_path))
+    fresh = hw5.GAN(seed=1, verbose=False).load_checkpoint(tmp_path / "checkpoint.pt")
+    assert (fresh.dataset, fresh.limit, fresh.seed) == ("mnist-5k", 30, 0)
+    other = hw5.make_loader(torch.rand(40, 1, 32, 32), torch.zeros(40, dtype=torch.long), "mnist-5k", 16)
+    with pytest.raises(ValueError, match=r"trained on mnist-5k \(limit 30\).*holds mnist-5k \(limit None\)"):
+        hw5.GAN(data_loader=other, seed=0, verbose=False).load_checkpoint(tmp_path / "checkpoint.pt")
+
+
+@pytest.mark.parametrize("batch,exc,said", [
+    (torch.rand(4, 1, 32, 32, dtype=torch.float64), TypeError,
+     r"data_loader batch x has dtype torch.float64 but the Discriminator's parameters are torch.float32"),
+    (torch.randint(0, 255, (4, 1, 32, 32), dtype=torch.uint8), TypeError, "must be a floating-point tensor"),
+    (torch.rand(4, 1, 28, 28), ValueError, r"must have shape \(B, 1, 32, 32\) with B >= 1, got \(4, 1, 28, 28\)"),
+    (torch.rand(0, 1, 32, 32), ValueError, r"got \(0, 1, 32, 32\)"),
+])
+def test_training_batches_are_validated(batch, exc, said):
+    with pytest.raises(exc, match=said):
+        hw5.GAN(data_loader=[(batch, None)], seed=0, verbose=False).train(1, progress=False)
+
+
+def test_weights_that_become_non_finite_are_never_checkpointed(tmp_path):
+    gan = _make(torch.rand(64, 1, 32, 32) * 2 - 1, torch.zeros(64, dtype=torch.long))
+    step = gan.G_optimizer.step
+
+    def poisoned(*a, **k):
+        out = step(*a, **k)
+        if gan.iteration == 1:  # the G update of the 2nd step (iteration is counted after the step)
+            with torch.no_grad():
+                gan.G.net[0].weight.fill_(float("inf"))
+        return out
+
+    gan.G_optimizer.step = poisoned
+    with pytest.raises(hw5.TrainingDiverged, match="diverged at iteration 2: a weight of D or G is NaN or inf"):
+        gan.train_until(4, out_dir=str(tmp_path), report_every=2)
+    assert not (tmp_path / "checkpoint.pt").exists()
+
+
+def test_overwrite_keeps_the_old_run_when_the_new_one_cannot_start(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "run"
+    assert _main_quick(tmp_path, "--iterations", "1", "--out-dir", str(out)) == 0
+    before = sorted(os.listdir(out))
+    monkeypatch.setattr(hw5, "_mnist_reachable", lambda *a, **k: False)
+    assert hw5.main(["--device", "cpu", "--dataset", "mnist", "--no-eval", "--data-root", str(tmp_path / "none"),
+                     "--out-dir", str(out), "--overwrite"]) == 1
+    assert "dataset='mnist' requested but MNIST could not be loaded" in capsys.readouterr().err
+    assert sorted(os.listdir(out)) == before
+
+
+def test_ctrl_c_before_training_exits_130_without_traceback(tmp_path, monkeypatch, capsys):
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(hw5, "load_mnist", interrupted)
+    assert _main_quick(tmp_path, "--out-dir", str(tmp_path / "o")) == 130
+    assert "Interrupted" in capsys.readouterr().out
+
+
+def test_unwritable_quality_file_and_empty_out_dir_get_one_line(tmp_path, monkeypatch, capsys):
+    import types
+
+    fake = types.SimpleNamespace(
+        build_scorer=lambda *a, **k: _FakeScorer(),
+        write_quality_csv=lambda rows, path: open(path, "w").close() or path,
+        plot_quality=lambda rows, scorer, path: path,
+    )
+    monkeypatch.setattr(hw5, "_load_gan_quality", lambda: fake)
+    (tmp_path / "o" / "quality.csv").mkdir(parents=True)  # a folder where the CSV goes
+    assert hw5.main(["--device", "cpu", "--dataset", "mnist-5k", "--limit", "64", "--batch-size", "32",
+                     "--iterations", "1", "--data-root", str(tmp_path / "d"), "--out-dir", str(tmp_path / "o")]) == 1
+    assert f"hw5.py: error: could not write {tmp_path / 'o' / 'quality.csv'}" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        hw5.main(["--out-dir", ""])
+    assert exc.value.code == 2 and "out-dir must be a folder path" in capsys.readouterr().err
+
+
+def test_report_schedule_and_seed_streams():
+    assert hw5.default_report_every(79, 9380, 64) == 938  # the offline default run: 10 reports
+    assert hw5.default_report_every(938, 9380, 64) == 938  # full MNIST: every epoch
+    assert hw5.default_report_every(10, 30, 64) == 10  # a short run: every epoch
+    assert hw5.default_report_every(10, 1000, 64) == 100  # many short epochs: ~10 reports
+    # streams of different seeds or keys never coincide (zero words are not dropped)
+    assert hw5._derive_seed(7 + 2**32, hw5._STREAM_LATENT) != hw5._derive_seed(7, hw5._STREAM_SHUFFLE, 2)
+    assert hw5._derive_seed(5, hw5._STREAM_SHUFFLE, 0) != hw5._derive_seed(5, hw5._STREAM_SHUFFLE)
+    assert 0 <= hw5._derive_seed(2**63 - 1, hw5._STREAM_SHUFFLE, 10**9) <= 2**63 - 1

@@ -505,9 +505,9 @@ def discriminator_fast(D, x):
 # ----------------------------------------------------------------------------------------
 # GAN
 # ----------------------------------------------------------------------------------------
-def _bce(p, target_value):
-    """``BCELoss`` (mean) of probabilities ``p`` against a constant target (logs clamped at -100)."""
-    return F.binary_cross_entropy(p, torch.full_like(p, float(target_value)))
+def _bce(p, target_value, reduction="mean"):
+    """``BCELoss`` of probabilities ``p`` against a constant target (logs clamped at -100)."""
+    return F.binary_cross_entropy(p, torch.full_like(p, float(target_value)), reduction=reduction)
 
 
 def _validate_state(state):
@@ -648,6 +648,10 @@ class GAN:
         self.limit = None  # get_data_loader's subset size for the default loader
         self._loader_seed = None
         self._epoch_rng = None  # torch's RNG state when the current epoch's batches were drawn
+        # training on the CPU: 2 = half-batches on two 1-thread workers, 1 = one pass with torch's
+        # threads, None = 2 when torch has 2+ threads (see train_step)
+        self.cpu_workers = None
+        self._pool = None
 
     # -- the objective ------------------------------------------------------------------
     def calculate_V(self, x, z):
@@ -689,42 +693,76 @@ class GAN:
         step, reused for the G step since G has not changed); D sees real and fake images in
         one batch; no gradient flows into G during the D step; the G step skips the real-data
         term (constant in G) and D's weight gradients (D's optimizer zeroes them anyway); D is
-        evaluated with ``discriminator_fast``.
+        evaluated with ``discriminator_fast``. During ``train``/``train_until`` on a CPU with 2+
+        threads, the batch is split in two halves whose forward/backward passes run at once on
+        two threads of one core each (each half's loss is its sum divided by the whole batch
+        size, so the two gradients add up to the batch mean's exactly in exact arithmetic);
+        that keeps both cores busy better than two OpenMP threads per small operation.
         Returns a detached tensor [V, mean D(x), mean D(G(z))] (measured before the D update);
         V is NaN, and the step not (fully) taken, when D's outputs are not finite.
         """
-        D, G = self.D, self.G
         n = x.shape[0]
-        fake = G(z)
+        halves = self._pool is not None and n >= 2
+        parts = [slice(0, n // 2), slice(n // 2, n)] if halves else [slice(0, n)]
         # discriminator: minimize -V = BCE(D(x), 1) + BCE(D(G(z)), 0)
         self.D_optimizer.zero_grad()
-        d_both = discriminator_fast(D, torch.cat([x, fake.detach()]))
-        d_real, d_fake = d_both[:n], d_both[n:]
-        if not bool(torch.isfinite(d_both).all()):  # V is undefined (diverged weights): update nothing
+        out = self._map(lambda s: self._d_part(x[s], z[s], n), parts)
+        fakes = [o[0] for o in out]
+        d_real = torch.cat([o[1] for o in out])
+        d_fake = torch.cat([o[2] for o in out])
+        if any(o[3] is None for o in out):  # V is undefined (diverged weights): update nothing
             return self._nan_stats(d_real, d_fake)
-        loss_d = _bce(d_real, 1.0) + _bce(d_fake, 0.0)
-        loss_d.backward()
+        loss_d = sum(o[3] for o in out)
         self.D_optimizer.step()
         # generator: minimize V; only the fake term depends on G
         self.G_optimizer.zero_grad()
-        params = list(D.parameters())
+        params = list(self.D.parameters())
         for p in params:
             p.requires_grad_(False)
         try:
-            d_fake_g = discriminator_fast(D, fake)
-            if not bool(torch.isfinite(d_fake_g).all()):  # the D update diverged: leave G as it is
-                return self._nan_stats(d_real, d_fake)
-            if self.loss == "minimax":
-                loss_g = -_bce(d_fake_g, 0.0)
-            else:  # non-saturating: maximize log D(G(z))
-                loss_g = _bce(d_fake_g, 1.0)
-            loss_g.backward()
+            finite = self._map(lambda i: self._g_part(fakes[i], n), range(len(parts)))
         finally:
             for p in params:
                 p.requires_grad_(True)
+        if not all(finite):  # the D update diverged: leave G as it is
+            return self._nan_stats(d_real, d_fake)
         self.G_optimizer.step()
         with torch.no_grad():
-            return torch.stack([-loss_d.detach(), d_real.detach().mean(), d_fake.detach().mean()])
+            return torch.stack([-loss_d, d_real.mean(), d_fake.mean()])
+
+    def _map(self, fn, items):
+        """``[fn(i) for i in items]``, on the two worker threads when training set them up."""
+        items = list(items)
+        if self._pool is None or len(items) < 2:
+            return [fn(i) for i in items]
+        import concurrent.futures
+
+        futures = [self._pool.submit(fn, i) for i in items]
+        concurrent.futures.wait(futures)  # both finish before anything is raised
+        return [f.result() for f in futures]
+
+    def _d_part(self, x, z, n):
+        """G(z), and the D step's forward/backward for this part; its loss is divided by ``n``."""
+        fake = self.G(z)
+        m = x.shape[0]
+        d = discriminator_fast(self.D, torch.cat([x, fake.detach()]))
+        if not bool(torch.isfinite(d).all()):
+            return fake, d[:m].detach(), d[m:].detach(), None
+        loss = (_bce(d[:m], 1.0, "sum") + _bce(d[m:], 0.0, "sum")) / n
+        loss.backward()
+        return fake, d[:m].detach(), d[m:].detach(), loss.detach()
+
+    def _g_part(self, fake, n):
+        """The G step's backward for this part (D's weights frozen); False if D's output is not finite."""
+        d = discriminator_fast(self.D, fake)
+        if not bool(torch.isfinite(d).all()):
+            return False
+        if self.loss == "minimax":
+            loss = -_bce(d, 0.0, "sum") / n
+        else:  # non-saturating: maximize log D(G(z))
+            loss = _bce(d, 1.0, "sum") / n
+        loss.backward()
+        return True
 
     @staticmethod
     def _nan_stats(d_real, d_fake):
@@ -960,6 +998,16 @@ class GAN:
             total = (target_epochs - self.epoch) * per_epoch - self.batch_index
         else:
             total = None
+        workers = self.cpu_workers
+        if workers is None:
+            workers = 2 if torch.get_num_threads() >= 2 else 1
+        threads = None
+        if workers >= 2 and self.device.type == "cpu" and type(self.D) is Discriminator and type(self.G) is Generator:
+            import concurrent.futures
+
+            threads = torch.get_num_threads()
+            torch.set_num_threads(1)
+            self._pool = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="gan-half")
         bar = None
         if progress:
             from tqdm.auto import tqdm
@@ -1049,6 +1097,10 @@ class GAN:
         finally:
             if bar is not None:
                 bar.close()
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+                self._pool = None
+                torch.set_num_threads(threads)
         return paths
 
     def _diverged(self, out_dir, iteration, reason=None):

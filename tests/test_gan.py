@@ -311,8 +311,8 @@ def _max_diff(a, b):
     return max((x - y).abs().max().item() for x, y in zip(_params(a), _params(b)))
 
 
-@pytest.mark.parametrize("channels_last", [False, True])
-def test_train_gives_the_literal_reference_updates(channels_last):
+@pytest.mark.parametrize("channels_last,workers", [(False, 1), (True, 1), (True, 2)])
+def test_train_gives_the_literal_reference_updates(channels_last, workers):
     """20 steps (2 epochs, the last batch short) of the fast train equal the assignment's literal
     loop (two calculate_V passes per batch). In float64 the only difference is the order of
     float operations, so the weights agree to ~1e-15 (Adam turns float32 rounding into visible
@@ -324,6 +324,7 @@ def test_train_gives_the_literal_reference_updates(channels_last):
     labels = torch.zeros(n_images, dtype=torch.long)
     loader = hw5.TensorBatches(images, labels, bs, seed=5)
     fast = _float64(hw5.GAN(data_loader=loader, seed=7, device="cpu", channels_last=channels_last, verbose=False))
+    fast.cpu_workers = workers  # 2: half-batches on two worker threads
     ref = _float64(hw5.GAN(seed=7, device="cpu", channels_last=channels_last, verbose=False))
     init = _params(ref)
     assert _max_diff(fast, ref) == 0  # identical starting weights
@@ -351,14 +352,19 @@ def _recording_steps(gan):
     return seen
 
 
-def test_train_step_float32_gradients_match_the_literal_step_for_20_steps():
+@pytest.mark.parametrize("workers", [1, 2])
+def test_train_step_float32_gradients_match_the_literal_step_for_20_steps(workers):
     """float32, the real path, 20 steps: from the same state, the fast step applies the same D
     gradients as the literal D step, and (given the same updated D) the same G gradients as the
     literal G step: relative error of each whole gradient vector < 1e-4. (The updated weights
     themselves are not compared: Adam's first steps move a weight whose gradient is ~0 by up to
     lr, so float32 rounding there shows up as visible weight differences.)"""
+    import concurrent.futures
+
     torch.manual_seed(9)
     fast, ref = hw5.GAN(seed=3, verbose=False), hw5.GAN(seed=3, verbose=False)
+    if workers == 2:  # what train() sets up on a CPU with 2+ threads
+        fast._pool = concurrent.futures.ThreadPoolExecutor(2)
     got, want = _recording_steps(fast), _recording_steps(ref)
     for step in range(20):
         for part in ("D", "G", "D_optimizer", "G_optimizer"):  # teacher forcing: ref := fast
@@ -375,6 +381,24 @@ def test_train_step_float32_gradients_match_the_literal_step_for_20_steps():
         for g_fast, g_ref in zip(got[-2:], want[-2:]):
             assert (g_fast - g_ref).norm() <= 1e-4 * g_ref.norm(), step
     assert len(got) == len(want) == 40
+    if fast._pool is not None:
+        fast._pool.shutdown()
+
+
+def test_two_worker_training_is_deterministic_and_restores_threads():
+    """Half-batches on two threads: the same weights every time (two gradient contributions per
+    weight add up the same in either order), and torch's thread count is restored."""
+    torch.manual_seed(11)
+    images = torch.rand(50, 1, 32, 32) * 2 - 1
+    runs = []
+    for _ in range(2):
+        gan = _make(images, torch.zeros(50, dtype=torch.long))
+        gan.cpu_workers = 2
+        before = torch.get_num_threads()
+        gan.train(2, progress=False)
+        assert torch.get_num_threads() == before and gan._pool is None
+        runs.append(gan)
+    assert _max_diff(*runs) == 0 and len(runs[0].history) == 8
 
 
 def test_train_equivalence_detects_a_wrong_update():

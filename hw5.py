@@ -862,14 +862,15 @@ class GAN:
             raise CheckpointError(path, f"bad contents: {type(exc).__name__} {text}".strip()) from None
         return state
 
-    def load_checkpoint(self, path):
+    def load_checkpoint(self, path, state=None):
         """Restore the run saved at ``path`` (weights, optimizers, position, RNG streams, history,
         loss, seed, dataset and subset). Training then continues it: ``train_until(total)`` or
         ``train(epochs)``. Raises ``CheckpointError`` for an unreadable or foreign file (this GAN
         is then unchanged) and ``ValueError`` if this GAN's loader holds other data than the run's.
-        Returns the GAN.
+        ``state``: the dict ``read_checkpoint(path)`` already returned (not read twice). Returns the GAN.
         """
-        state = self.read_checkpoint(path)
+        if state is None:
+            state = self.read_checkpoint(path)
         config = state["config"]
         loader = self.data_loader
         if loader is not None:
@@ -1480,7 +1481,7 @@ def _main(parser, args):
     ckpt = os.path.join(args.out_dir, "checkpoint.pt")
     if state is not None:
         try:
-            gan.load_checkpoint(ckpt)
+            gan.load_checkpoint(ckpt, state=state)
         except (CheckpointError, ValueError) as exc:
             parser.error(str(exc))
     per_epoch = len(loader)

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.special import logsumexp, xlogy
 
-import cli_common
+import common
 
 __all__ = [
     "ConvergenceWarning",
@@ -1052,7 +1052,7 @@ def fit_bernoulli_mixture(X, K, max_iter=200, tol=1e-4, n_init=1, seed=None, alp
 # --------------------------------------------------------------------------------------
 # Demos / command line (python em.py registration | bernoulli)
 # --------------------------------------------------------------------------------------
-_atomic_write_bytes = cli_common.atomic_write_bytes
+_atomic_write_bytes = common.atomic_write_bytes
 
 
 def _write_csv(path, header, rows):
@@ -1068,7 +1068,7 @@ def _write_json(path, obj):
 
 
 def _save_figure(fig, path, dpi=120):
-    return cli_common.save_figure(fig, path, dpi=dpi, bbox_inches="tight")
+    return common.save_figure(fig, path, dpi=dpi, bbox_inches="tight")
 
 
 def make_registration_problem(n_points=200, translation=(1.5, -0.7), noise=0.05, shape="random",
@@ -1372,8 +1372,8 @@ def run_bernoulli_demo(args):
 
 def _build_parser():
     fmt = argparse.ArgumentDefaultsHelpFormatter
-    pos_int, pos_float = cli_common.positive_int, cli_common.positive_float
-    nonneg = cli_common.non_negative_float
+    pos_int, pos_float = common.positive_int, common.positive_float
+    nonneg = common.non_negative_float
     parser = argparse.ArgumentParser(
         prog="em.py", formatter_class=fmt,
         description="EM demos: point-set registration by a translation (hw5 Q1) and a mixture "
@@ -1390,14 +1390,14 @@ def _build_parser():
                                      "point set P with the literal EM of hw5 Q1 (T0 = 0, "
                                      "uniform Pi0, Pi <- R, fixed sigma) and with sigma "
                                      "annealed from --anneal-from down to --sigma.")
-    reg.add_argument("--seed", type=cli_common.seed_int, default=0,
+    reg.add_argument("--seed", type=common.seed_int, default=0,
                      help="seed of the synthetic point set, its noise and its shuffle (NumPy "
                           "Generator), an integer in 0..2**63-1; the EM runs themselves are "
                           "deterministic")
     reg.add_argument("--shape", choices=["random", "l"], default="random",
                      help="point set: uniform in a 10 x 10 square, or on an L (assignment Fig. 1)")
     reg.add_argument("--n-points", type=pos_int, default=200, help="number of points N")
-    reg.add_argument("--translation", type=cli_common.finite_float, nargs=2, default=[1.5, -0.7],
+    reg.add_argument("--translation", type=common.finite_float, nargs=2, default=[1.5, -0.7],
                      metavar=("TX", "TY"), help="true translation T")
     reg.add_argument("--noise", type=nonneg, default=0.05,
                      help="standard deviation of the Gaussian noise on Q (finite, >= 0)")
@@ -1411,7 +1411,7 @@ def _build_parser():
                           help="fit a Bernoulli mixture to binarised digit images",
                           description="Fit a mixture of K multivariate Bernoullis (hw2 Q1) by "
                                       "EM to binarised digits and plot the prototypes p_k.")
-    bern.add_argument("--seed", type=cli_common.seed_int, default=0,
+    bern.add_argument("--seed", type=common.seed_int, default=0,
                       help="seed of the random initialisations (NumPy Generator), an integer "
                            "in 0..2**63-1")
     bern.add_argument("--dataset", choices=["digits", "mnist-5k"], default="digits",
@@ -1433,19 +1433,19 @@ def main(argv=None):
     parser = _build_parser()
     args = parser.parse_args(argv)
     try:
-        cli_common.check_out_dir(args.out_dir)
+        common.check_out_dir(args.out_dir)
     except ValueError as err:
-        cli_common.fail(parser, str(err))
+        common.fail(parser, str(err))
     t0 = time.perf_counter()
     try:
         if args.command == "registration":
             paths = run_registration_demo(args)
         else:
             paths = run_bernoulli_demo(args)
-    except cli_common.WriteError as err:
-        cli_common.fail(parser, str(err), status=1)
+    except common.WriteError as err:
+        common.fail(parser, str(err), status=1)
     except (ValueError, TypeError) as err:  # flag values that clash: a usage error
-        cli_common.fail(parser, str(err))
+        common.fail(parser, str(err))
     print(f"done in {time.perf_counter() - t0:.1f} s; wrote:")
     for path in paths:
         print(f"  {path}")

@@ -38,7 +38,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-import cli_common
+import common
 from hw2_ResNet import ResNet
 
 DATASETS = ("digits", "mnist", "mnist-5k")
@@ -345,7 +345,7 @@ def write_history_csv(runs, path):
         for epoch, (tr_e, te_e, tr_l, te_l) in enumerate(run.history, start=1):
             w.writerow([epoch, run.C, run.seed, f"{tr_e:.6f}", f"{te_e:.6f}",
                         f"{tr_l:.6f}", f"{te_l:.6f}", run.status])
-    return cli_common.atomic_write_bytes(path, buf.getvalue().encode())
+    return common.atomic_write_bytes(path, buf.getvalue().encode())
 
 
 def write_summary_json(runs, epochs, path):
@@ -358,7 +358,7 @@ def write_summary_json(runs, epochs, path):
                       "final_train_error": last[0], "final_test_error": last[1],
                       "final_train_loss": last[2], "final_test_loss": last[3]})
     summary = {"partial": any(run.status != "complete" for run in runs), "runs": items}
-    return cli_common.atomic_write_bytes(path, (json.dumps(summary, indent=2) + "\n").encode())
+    return common.atomic_write_bytes(path, (json.dumps(summary, indent=2) + "\n").encode())
 
 
 def curves_by_width(runs):
@@ -422,7 +422,7 @@ def plot_errors(curves, widths, path, title, faded=None, note=None):
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(ncol=2, fontsize=8)
     fig.tight_layout()
-    return cli_common.save_figure(fig, path, dpi=120)
+    return common.save_figure(fig, path, dpi=120)
 
 
 def figure_groups(widths):
@@ -515,20 +515,20 @@ def build_parser():
                     "(exit status 130); a run whose loss becomes non-finite stops and is "
                     "reported as diverged (exit status 1).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--channels", type=cli_common.positive_int, nargs="+", default=[1, 2, 4, 64],
+    p.add_argument("--channels", type=common.positive_int, nargs="+", default=[1, 2, 4, 64],
                    metavar="C", help=f"widths C to train; widths up to {SMALL_WIDTH_MAX} share "
                                      "one figure, each larger one gets its own")
-    p.add_argument("--epochs", type=cli_common.positive_int, default=4000,
+    p.add_argument("--epochs", type=common.positive_int, default=4000,
                    help="training epochs per run")
-    p.add_argument("--batch-size", type=cli_common.positive_int, default=128,
+    p.add_argument("--batch-size", type=common.positive_int, default=128,
                    help="mini-batch size")
-    p.add_argument("--lr", type=cli_common.positive_float, default=0.1,
+    p.add_argument("--lr", type=common.positive_float, default=0.1,
                    help="SGD learning rate (no momentum, no weight decay)")
-    p.add_argument("--seed", type=cli_common.seed_int, default=0,
+    p.add_argument("--seed", type=common.seed_int, default=0,
                    help="seed of the first run of each C, an integer in 0..2**63-1; a run's "
                         "seed fixes its initial weights and its batch order (torch), so on "
                         "CPU the same seed gives the same numbers")
-    p.add_argument("--seeds", type=cli_common.positive_int, default=1,
+    p.add_argument("--seeds", type=common.positive_int, default=1,
                    help="runs per C (seeds SEED..SEED+N-1); figures show mean and min-max band")
     p.add_argument("--dataset", choices=DATASETS, default="digits",
                    help="digits: scikit-learn 8x8 digits (first 180 = test); mnist: 28x28 "
@@ -537,7 +537,7 @@ def build_parser():
     p.add_argument("--data-root", default="./data", help="download root for MNIST")
     p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto",
                    help="auto picks CUDA, then MPS, then CPU")
-    p.add_argument("--workers", type=cli_common.positive_int, default=None,
+    p.add_argument("--workers", type=common.positive_int, default=None,
                    help="runs trained concurrently (default: 2 on CPU, 1 on a GPU)")
     p.add_argument("--out-dir", default=os.path.join("outputs", "resnet"),
                    help="where history.csv, summary.json and the figures are written "
@@ -550,14 +550,14 @@ def main(argv=None):
     """Command line; returns the runs (see ``exit_status`` for the command's exit status)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.seed + args.seeds - 1 > cli_common.SEED_MAX:
-        cli_common.fail(parser, f"--seed {args.seed} with --seeds {args.seeds} needs seeds up "
+    if args.seed + args.seeds - 1 > common.SEED_MAX:
+        common.fail(parser, f"--seed {args.seed} with --seeds {args.seeds} needs seeds up "
                                 f"to {args.seed + args.seeds - 1}, above 2**63-1; lower --seed")
     try:
         device = pick_device(args.device)
-        cli_common.check_out_dir(args.out_dir)
+        common.check_out_dir(args.out_dir)
     except ValueError as err:
-        cli_common.fail(parser, str(err))
+        common.fail(parser, str(err))
     n_runs = len(set(args.channels)) * args.seeds
     workers = min(n_runs, args.workers or (min(2, os.cpu_count() or 1)
                                            if device.type == "cpu" else 1))
@@ -587,8 +587,8 @@ def main(argv=None):
 
     try:
         paths, curves = write_outputs(runs, args.epochs, args.out_dir, args.dataset)
-    except cli_common.WriteError as err:
-        cli_common.fail(parser, str(err), status=1)
+    except common.WriteError as err:
+        common.fail(parser, str(err), status=1)
     except KeyboardInterrupt:
         parser.exit(130, "\ninterrupted while writing the outputs (files are written "
                          "atomically: each is complete or absent)\n")

@@ -30,7 +30,7 @@ import numpy as np
 from scipy.special import logsumexp
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import cli_common  # noqa: E402
+import common  # noqa: E402
 import em  # noqa: E402
 
 SIGMA = 0.5
@@ -170,13 +170,13 @@ def main(argv=None):
     parser = argparse.ArgumentParser(
         description="em.py vs literal references (and pycpd where installed), interleaved.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--reps", type=cli_common.positive_int, default=7,
+    parser.add_argument("--reps", type=common.positive_int, default=7,
                         help="repetitions per case (median)")
-    parser.add_argument("--sizes", type=cli_common.positive_int, nargs="+",
+    parser.add_argument("--sizes", type=common.positive_int, nargs="+",
                         default=[200, 1000, 3000], help="registration sizes N")
-    parser.add_argument("--threads", type=cli_common.positive_int, default=None,
+    parser.add_argument("--threads", type=common.positive_int, default=None,
                         help="limit BLAS threads (threadpoolctl); default: library default")
-    parser.add_argument("--seed", type=cli_common.seed_int, default=0,
+    parser.add_argument("--seed", type=common.seed_int, default=0,
                         help="seed of the synthetic data and of the Bernoulli initialisation, "
                              "an integer in 0..2**63-1")
     parser.add_argument("--skip-bernoulli", action="store_true", help="registration only")

@@ -22,7 +22,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import cli_common  # noqa: E402
+import common  # noqa: E402
 import utils_train_script as uts  # noqa: E402
 from hw2_ResNet import ResNet  # noqa: E402
 
@@ -72,11 +72,11 @@ def timed(fn, *args, **kw):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--epochs", type=cli_common.positive_int, default=200,
+    p.add_argument("--epochs", type=common.positive_int, default=200,
                    help="epochs per run and measurement")
-    p.add_argument("--repeats", type=cli_common.positive_int, default=3,
+    p.add_argument("--repeats", type=common.positive_int, default=3,
                    help="interleaved repetitions (median)")
-    p.add_argument("--channels", type=cli_common.positive_int, nargs="+", default=[1, 2, 4, 64],
+    p.add_argument("--channels", type=common.positive_int, nargs="+", default=[1, 2, 4, 64],
                    help="widths C")
     args = p.parse_args(argv)
     default_threads = torch.get_num_threads()

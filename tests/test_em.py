@@ -770,12 +770,12 @@ def test_cli_unusable_out_dir_fails_before_the_fit(tmp_path, capsys, monkeypatch
 
 
 def test_cli_full_disk_gives_one_line(tmp_path, capsys, monkeypatch):
-    import cli_common
+    import common
 
     def full(f, data):
         raise OSError(28, "No space left on device")  # ENOSPC
 
-    monkeypatch.setattr(cli_common, "_write_all", full)
+    monkeypatch.setattr(common, "_write_all", full)
     with pytest.raises(SystemExit) as exc:
         em.main(["registration", "--n-points", "12", "--max-iter", "35", "--out-dir",
                  str(tmp_path)])

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-import cli_common
+import common
 import utils_train_script as uts
 from hw2_ResNet import ResNet
 
@@ -295,7 +295,7 @@ def test_full_disk_gives_one_line(tmp_path, capsys, monkeypatch):
     def full(f, data):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(cli_common, "_write_all", full)
+    monkeypatch.setattr(common, "_write_all", full)
     with pytest.raises(SystemExit) as exc:
         uts.main(["--epochs", "1", "--channels", "1", "--out-dir", str(tmp_path),
                   "--no-progress"])

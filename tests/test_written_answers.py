@@ -768,36 +768,88 @@ def test_submitted_q2_h_answer_is_wrong():
 # ==========================================================================================
 # hw2 Q3(c)(d): the numbers the key cites
 # ==========================================================================================
-ROW = re.compile(r"^\|\s*(\d+)\s*\|\s*([\d.]+)\s*\|\s*([\d.]+)\s*\|\s*([\d.]+)\s*\|\s*([\d.]+)\s*\|"
-                 r"\s*([\d.]+)\s*\|\s*$")
+ROW = re.compile(r"^\|\s*(\d+)\s*\|((?:\s*[\d.]+\s*\|)+)\s*$")
+SUMMARY = ROOT / "docs" / "results" / "resnet_seed0_summary.json"
 
 
 def _table(text, widths=(1, 2, 4, 64)):
+    """{C: [numbers of the row]} of the first markdown table rows that start with a width C."""
     rows = {}
     for line in text.splitlines():
         m = ROW.match(line.strip())
         if m and int(m.group(1)) in widths and int(m.group(1)) not in rows:
-            rows[int(m.group(1))] = [float(v) for v in m.groups()[1:]]
+            rows[int(m.group(1))] = [float(v) for v in m.group(2).split("|") if v.strip()]
     return rows
 
 
-def test_hw2_q3_key_numbers_match_the_readme_sweep():
-    readme = _table((ROOT / "README.md").read_text())
+def _seed0_summary():
+    import json
+
+    data = json.loads(SUMMARY.read_text())
+    return {r["C"]: r for r in data["runs"]}, data
+
+
+def test_hw2_q3_summary_file_has_the_format_the_sweep_writes(tmp_path):
+    """The checked-in file is what utils_train_script.write_summary_json writes: same keys,
+    the default sweep (C = 1, 2, 4, 64, seed 0, 4000 of 4000 epochs, all complete)."""
+    import json
+    from types import SimpleNamespace
+
+    import utils_train_script
+
+    fake = [SimpleNamespace(C=1, seed=0, history=[(0.1, 0.2, 0.3, 0.4)], status="complete",
+                            reason=None)]
+    utils_train_script.write_summary_json(fake, 4000, str(tmp_path / "s.json"))
+    written = json.loads((tmp_path / "s.json").read_text())
+    runs, data = _seed0_summary()
+    assert set(data) == set(written)
+    assert data["partial"] is False
+    for r in data["runs"]:
+        assert set(r) == set(written["runs"][0])
+        assert r["seed"] == 0 and r["status"] == "complete"
+        assert r["epochs_done"] == r["epochs_requested"] == 4000
+    assert sorted(runs) == [1, 2, 4, 64]
+
+
+def test_hw2_q3_key_table_is_the_checked_in_seed0_run():
+    """The key's table (final train, final test, gap) equals the real run's summary.json."""
+    runs, _ = _seed0_summary()
     key = _table(KEY.read_text())
-    assert sorted(readme) == [1, 2, 4, 64], "README's sweep table not found"
-    assert key == readme
-    for final_train, final_test, _, _, gap in key.values():
-        assert gap == pytest.approx(final_test - final_train, abs=1.5e-3)
-    # the sentences' claims: train and test error fall with C; the gap grows over C = 1, 2, 4;
+    assert sorted(key) == [1, 2, 4, 64], "the key's Q3 table was not found"
+    for C, (train, test, gap) in key.items():
+        assert train == pytest.approx(runs[C]["final_train_error"], abs=5e-5), C
+        assert test == pytest.approx(runs[C]["final_test_error"], abs=5e-5), C
+        assert gap == pytest.approx(test - train, abs=1.5e-4), C
+    # the gradeable sentences' claims at seed 0: errors fall with C over 1, 2, 4; the gap widens;
     # C = 64 has the lowest test error and a smaller gap than C = 2 and C = 4
-    assert key[1][0] > key[2][0] > key[4][0] >= key[64][0]
-    assert key[1][1] > key[2][1] > key[4][1] > key[64][1]
-    assert key[1][4] < key[2][4] < key[4][4]
-    assert key[64][4] < min(key[2][4], key[4][4])
-    # negative control: a table with one number changed is told apart
-    bad = {c: list(v) for c, v in key.items()}
-    bad[64][1] = 0.0444
-    assert bad != readme
+    tr = {C: runs[C]["final_train_error"] for C in runs}
+    te = {C: runs[C]["final_test_error"] for C in runs}
+    gap = {C: te[C] - tr[C] for C in runs}
+    assert tr[1] > tr[2] > tr[4] >= tr[64] and te[1] > te[2] > te[4] > te[64]
+    assert gap[1] < gap[2] < gap[4] and gap[64] < min(gap[2], gap[4])
+    # negative control: the same comparison rejects the older README numbers for C = 4
+    assert abs(0.2056 - runs[4]["final_test_error"]) > 5e-5
+
+
+def test_hw2_q3_sweep_table_wherever_it_lives_is_consistent():
+    """The sweep table (README.md today; the lead may move it to docs/) has the header
+    'C | final train error | final test error | ...'; its gap column is test - train and its
+    C = 64 row equals the checked-in seed-0 run."""
+    candidates = [ROOT / "README.md"] + sorted((ROOT / "docs").glob("*.md"))
+    found = None
+    for path in candidates:
+        if path == KEY or not path.exists():
+            continue
+        text = path.read_text()
+        if re.search(r"\|\s*C\s*\|\s*final train error\s*\|\s*final test error", text):
+            found = _table(text)
+            break
+    assert found is not None and sorted(found) == [1, 2, 4, 64], "sweep table not found"
+    runs, _ = _seed0_summary()
+    for C, row in found.items():
+        assert row[-1] == pytest.approx(row[1] - row[0], abs=1.5e-3), C
+    assert found[64][0] == pytest.approx(runs[64]["final_train_error"], abs=5e-5)
+    assert found[64][1] == pytest.approx(runs[64]["final_test_error"], abs=5e-5)
 
 
 def test_hw2_q3_parameter_counts():
@@ -807,7 +859,7 @@ def test_hw2_q3_parameter_counts():
     formula = {C: 9 * C + 2 * C + 18 * C * C + 4 * C + 10 * C + 10 for C in counts}
     assert counts == formula == {1: 53, 2: 132, 4: 398, 64: 75338}
     text = KEY.read_text()
-    assert "(53, 132 and 398 parameters)" in text and "(75,338 parameters)" in text
+    assert "53, 132, 398 and 75,338 for $C = 1, 2, 4, 64$" in text
 
 
 def test_key_cites_only_existing_tests():

@@ -97,6 +97,7 @@ OUTPUT_CAP = 8192  # bytes of the submission's stdout/stderr kept per assignment
 MESSAGE_CAP = 1500  # characters of one check's message
 MAX_SOURCE_BYTES = 2 * 2**20  # a larger "source file" is not graded
 EXIT_MISUSE = 2
+MAX_MEMORY_MB = 1 << 20  # 1 TB: larger values are a typo (and overflow RLIMIT_AS on some systems)
 
 
 def total_points(assignment):
@@ -125,6 +126,9 @@ def _exc_message(exc, student_path, label):
         return f"your code called sys.exit({exc.code!r})"
     if isinstance(exc, KeyboardInterrupt):
         return "your code raised KeyboardInterrupt"
+    if not isinstance(exc, Exception) and type(exc).__module__ != "builtins":
+        return (f"your code raised {type(exc).__name__} (a BaseException subclass, not an Exception)"
+                + (f": {_short(str(exc), 300)}" if str(exc) else ""))
     where = ""
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if os.path.abspath(f.filename) == student_path]
     if frames:
@@ -1258,7 +1262,9 @@ class _Runner:
             return 1.0, message or "ok"
         except CheckFail as e:
             return 0.0, str(e)
-        except (Exception, SystemExit, KeyboardInterrupt) as e:  # noqa: BLE001 - student code misbehaved
+        except BaseException as e:  # noqa: BLE001 - student code misbehaved (any BaseException subclass too)
+            if type(e) in (GeneratorExit,):
+                raise
             return 0.0, f"raised {ctx.exc(e)}"
 
     def import_student(self):
@@ -1472,6 +1478,36 @@ class _Skip(Exception):
     pass
 
 
+def _copy_source(src, dst):
+    """Copy the submission, a regular file of at most MAX_SOURCE_BYTES, without following a
+    symlink and reading at most one byte more than the limit (a link to /dev/zero, a FIFO or a
+    device is refused at once). Returns '' or the message (with ``{label}``)."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(src, flags)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return "your {label} is a symbolic link; the autograder grades regular files only"
+        return f"your {{label}} cannot be read ({e.strerror})"
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return "your {label} is not a regular file; the autograder grades regular files only"
+        data = bytearray()
+        while len(data) <= MAX_SOURCE_BYTES:
+            chunk = os.read(fd, min(1 << 20, MAX_SOURCE_BYTES + 1 - len(data)))
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        os.close(fd)
+    if len(data) > MAX_SOURCE_BYTES:
+        return f"your {{label}} has more than {MAX_SOURCE_BYTES:,} bytes; the autograder accepts at most that"
+    with open(dst, "wb") as f:
+        f.write(data)
+    return ""
+
+
 def grade_assignment(assignment, student_file, timeout=DEFAULT_TIMEOUT, memory_mb=DEFAULT_MEMORY_MB,
                      reference_path=None, output_cap=OUTPUT_CAP, check_limit=None):
     """Grade one file in a sandboxed subprocess. Never raises for anything the submission does.
@@ -1498,13 +1534,11 @@ def grade_assignment(assignment, student_file, timeout=DEFAULT_TIMEOUT, memory_m
         os.makedirs(d)
     student_copy = os.path.join(work, label)
     try:
-        size = os.path.getsize(student_file)
-        if size > MAX_SOURCE_BYTES:
+        problem = _copy_source(student_file, student_copy)
+        if problem:
             for k, _, _ in table:
-                final[k] = (0.0, f"your {label} has {size:,} bytes; the autograder accepts at most "
-                                 f"{MAX_SOURCE_BYTES:,}")
+                final[k] = (0.0, problem.format(label=label))
             raise _Skip
-        shutil.copyfile(student_file, student_copy)
         prefix = namespace_prefix()
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": home, "TMPDIR": tmpd, "LANG": "C.UTF-8",
@@ -1672,6 +1706,8 @@ def _run_worker(assignment, student, reference, pending, prefix, env, sys_path, 
                 time.sleep(0.05)
     finally:
         _kill_group(proc)
+        if _SUBREAPER:  # setsid'ed descendants re-parented to the grader (no PID namespace)
+            _kill_orphans()
         sel.close()
         with contextlib.suppress(OSError):
             os.close(read_fd)
@@ -1721,20 +1757,6 @@ def format_table(gradings):
     return "\n".join(out)
 
 
-def _write_atomic(path, text):
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".results.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        raise
-
-
 # ------------------------------------------------------------------------ gradescope bundle
 def _read_pins(requirements):
     pins = {}
@@ -1754,7 +1776,7 @@ SETUP_SH = """#!/usr/bin/env bash
 # choose Gradescope's Ubuntu 24.04 base image.
 set -euo pipefail
 if command -v apt-get >/dev/null 2>&1; then
-  apt-get update
+  apt-get update || echo "apt-get update failed (mirrors unreachable?); using the image's package lists"
   DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \\
       python3 python3-venv python3-pip util-linux
 fi
@@ -1765,7 +1787,8 @@ PY=/autograder/venv/bin/python
 # from PyPI: numpy and what submissions commonly import, pinned as in requirements.txt
 "$PY" -m pip install --no-cache-dir {pypi}
 # CPU-only torch/torchvision, same versions as requirements.txt
-"$PY" -m pip install --no-cache-dir --index-url https://download.pytorch.org/whl/cpu {torch}
+"$PY" -m pip install --no-cache-dir --index-url https://download.pytorch.org/whl/cpu {torch} \\
+  || "$PY" -m pip install --no-cache-dir {torch}  # the CPU index unreachable: the default index
 "$PY" -c "import torch, torchvision, numpy; print('torch', torch.__version__, 'torchvision', torchvision.__version__, 'numpy', numpy.__version__)"
 """
 
@@ -1775,17 +1798,24 @@ RUN_AUTOGRADER = """#!/usr/bin/env bash
 # (default $ROOT/venv/bin/python, made by setup.sh) exist to test this script elsewhere.
 ROOT="${{AUTOGRADER_ROOT:-/autograder}}"
 PY="${{AUTOGRADER_PYTHON:-$ROOT/venv/bin/python}}"
+rm -rf "$ROOT/results/results.json"  # first thing: never report a previous run's (or a directory's) results
 mkdir -p "$ROOT/results"
 "$PY" "$ROOT/source/autograde.py" "$ROOT/submission" --assignment {assignment} --timeout {timeout:g} \\
     --results "$ROOT/results/results.json"
 status=$?
-if [ ! -s "$ROOT/results/results.json" ]; then
+if [ ! -f "$ROOT/results/results.json" ] || [ ! -s "$ROOT/results/results.json" ]; then
+  rm -rf "$ROOT/results/results.json"
   msg="The autograder itself failed (exit status $status); please tell the course staff."
   printf '{{"score": 0.0, "execution_time": 0, "output": "%s", "tests": []}}\\n' "$msg" \\
       > "$ROOT/results/results.json"
 fi
 exit 0
 """
+
+
+# what submissions may import besides torch/torchvision, installed by setup.sh as pinned in
+# requirements.txt, the same packages the local grader's environment has
+ALLOWED_PYPI = ("numpy", "scipy", "scikit-learn", "pillow", "matplotlib", "tqdm")
 
 
 def make_bundle(assignment, out_zip, timeout=DEFAULT_TIMEOUT):
@@ -1797,36 +1827,95 @@ def make_bundle(assignment, out_zip, timeout=DEFAULT_TIMEOUT):
     missing = [p for p in ("torch", "torchvision", "numpy") if p not in pins]
     if missing:
         raise ValueError(f"{requirements} pins no version of {', '.join(missing)}")
-    pypi = " ".join(f"{p}=={pins[p]}" for p in ("numpy", "pillow", "matplotlib", "tqdm") if p in pins)
+    pypi = " ".join(f"{p}=={pins[p]}" for p in ALLOWED_PYPI if p in pins)
     torch_pins = f"torch=={pins['torch']} torchvision=={pins['torchvision']}"
     members = {
         "setup.sh": (SETUP_SH.format(pypi=pypi, torch=torch_pins), 0o755),
         "run_autograder": (RUN_AUTOGRADER.format(file=info["file"], assignment=assignment, timeout=timeout), 0o755),
         "autograde.py": (open(os.path.abspath(__file__), encoding="utf-8").read(), 0o644),
+        "common.py": (open(os.path.join(HERE, "common.py"), encoding="utf-8").read(), 0o644),
         info["file"]: (open(reference, encoding="utf-8").read(), 0o644),
-        "requirements.txt": ("".join(f"{p}=={pins[p]}\n" for p in ("torch", "torchvision", "numpy", "pillow",
-                                                                  "matplotlib", "tqdm") if p in pins), 0o644),
+        "requirements.txt": ("".join(f"{p}=={pins[p]}\n" for p in ("torch", "torchvision") + ALLOWED_PYPI
+                                     if p in pins), 0o644),
     }
-    folder = os.path.dirname(os.path.abspath(out_zip))
-    fd, tmp = tempfile.mkstemp(prefix=".bundle.", suffix=".zip", dir=folder)
-    os.close(fd)
-    try:
+    from common import atomic_write  # trusted side only: the worker process (python -I) never imports common
+
+    def write(tmp):
         with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
             for name, (text, mode) in members.items():
                 zi = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
                 zi.external_attr = (stat.S_IFREG | mode) << 16
                 zi.compress_type = zipfile.ZIP_DEFLATED
                 z.writestr(zi, text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out_zip)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        raise
+
+    atomic_write(out_zip, write)
     return list(members)
 
 
 # ---------------------------------------------------------------------------------- CLI
+def _same_file(a, b):
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _probe_memory_limit(memory_mb):
+    """'' when torch imports under RLIMIT_AS = ``memory_mb``, else the one-line reason (probed
+    once per run, so a too-low limit is the grader's error, not every student's zero)."""
+    try:
+        proc = subprocess.run([sys.executable, "-I", "-c", "import torch"], stdin=subprocess.DEVNULL,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120,
+                              preexec_fn=_limits(int(memory_mb) * 2**20))
+    except (OSError, subprocess.SubprocessError):
+        return f"grader memory limit too low for torch ({memory_mb} MB)"
+    return "" if proc.returncode == 0 else f"grader memory limit too low for torch ({memory_mb} MB)"
+
+
+_SUBREAPER = []
+
+
+def _become_subreaper():
+    """Linux: orphaned descendants of the workers (e.g. a ``setsid`` daemon started by a
+    submission) are re-parented to this process, so ``_kill_orphans`` can find and kill them
+    even without a PID namespace."""
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        if ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0) == 0:  # PR_SET_CHILD_SUBREAPER
+            _SUBREAPER.append(True)
+
+
+def _children(pid):
+    kids = []
+    with contextlib.suppress(OSError):
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                with open(f"/proc/{entry}/stat", "rb") as f:
+                    data = f.read()
+                if int(data[data.rindex(b")") + 2:].split()[1]) == pid:
+                    kids.append(int(entry))
+    return kids
+
+
+def _kill_orphans():
+    """SIGKILL every remaining descendant of this process (and reap it), repeatedly, since a
+    killed process's own children are re-parented here in turn."""
+    me = os.getpid()
+    for _ in range(100):
+        kids = _children(me)
+        if not kids:
+            return
+        for pid in kids:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        for pid in kids:
+            with contextlib.suppress(OSError):
+                os.waitpid(pid, 0)
+
+
 def build_parser():
     p = argparse.ArgumentParser(
         prog="autograde.py",
@@ -1867,8 +1956,14 @@ def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["--_worker"]:
         return _worker_main(argv[1:])
+    from common import atomic_write_bytes, check_out_dir  # trusted side only (see make_bundle)
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    if not (args.timeout > 0 and math.isfinite(args.timeout)):
+        parser.error(f"--timeout must be a positive number of seconds, got {args.timeout:g}")
+    if args.memory_mb < 512 or args.memory_mb > MAX_MEMORY_MB:
+        parser.error(f"--memory-mb must be between 512 and {MAX_MEMORY_MB}, got {args.memory_mb}")
     if args.gradescope_bundle:
         if args.submission:
             parser.error("give either SUBMISSION or --gradescope-bundle, not both")
@@ -1888,10 +1983,6 @@ def main(argv=None):
         return 0
     if not args.submission:
         parser.error("the SUBMISSION argument is required (a hw5.py, a hw2_ResNet.py, or a folder)")
-    if not (args.timeout > 0 and math.isfinite(args.timeout)):
-        parser.error(f"--timeout must be a positive number of seconds, got {args.timeout:g}")
-    if args.memory_mb < 512:
-        parser.error(f"--memory-mb must be at least 512, got {args.memory_mb}")
     path = args.submission
     if not os.path.exists(path):
         parser.error(f"no such file or folder: {path!r}")
@@ -1899,6 +1990,18 @@ def main(argv=None):
         folder = os.path.dirname(os.path.abspath(args.results))
         if os.path.isdir(args.results) or not os.path.isdir(folder) or not os.access(folder, os.W_OK):
             parser.error(f"--results: cannot write {args.results!r} (its folder must exist and be writable)")
+        try:  # a real write probe (e.g. /proc accepts no new file) before any grading
+            check_out_dir(folder, "--results")
+        except ValueError as e:
+            parser.error(f"--results: cannot write {args.results!r} ({e})")
+        if _same_file(args.results, path) or (os.path.isdir(path) and any(
+                _same_file(args.results, os.path.join(path, info["file"])) for info in ASSIGNMENTS.values())):
+            parser.error(f"--results {args.results!r} is the submission itself; choose another path")
+    if args.memory_mb != DEFAULT_MEMORY_MB:
+        problem = _probe_memory_limit(args.memory_mb)
+        if problem:
+            print(f"autograde.py: error: {problem}", file=sys.stderr)
+            return EXIT_MISUSE
     jobs = []  # (assignment, file or None)
     if os.path.isdir(path):
         if args.assignment:
@@ -1943,8 +2046,8 @@ def main(argv=None):
     text = json.dumps(report, indent=2)
     if args.results is not None:
         try:
-            _write_atomic(args.results, text + "\n")
-        except OSError as e:
+            atomic_write_bytes(args.results, text + "\n")
+        except (OSError, ValueError) as e:
             print(f"autograde.py: error: cannot write {args.results}: {e}", file=sys.stderr)
             return EXIT_MISUSE
     if args.json_only:
@@ -1957,5 +2060,34 @@ def main(argv=None):
     return 0
 
 
+class _Terminated(BaseException):
+    """SIGTERM/SIGHUP to the grader: unwinds like Ctrl-C, so every worker tree is killed and
+    every sandbox removed by the ``finally`` blocks on the way out."""
+
+
+def _on_terminate(signum, frame):
+    raise _Terminated(signum)
+
+
+def cli():
+    """``python autograde.py``: Ctrl-C exits 130, SIGTERM 143, SIGHUP 129, without a traceback;
+    the worker trees and sandboxes are cleaned up first."""
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _on_terminate)
+    if sys.argv[1:2] == ["--_worker"]:
+        return _worker_main(sys.argv[2:])
+    from common import quiet_exit
+
+    _become_subreaper()
+    try:
+        with quiet_exit("autograde.py"):
+            return main()
+    except _Terminated as t:
+        print(f"autograde.py: stopped by {signal.Signals(t.args[0]).name}", file=sys.stderr)
+        return 128 + t.args[0]
+    finally:
+        _kill_orphans()
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli())

@@ -872,3 +872,466 @@ def test_key_cites_only_existing_tests():
         assert re.search(rf"^def {name}\(", files[tag].read_text(), re.M), f"{tag}::{name} missing"
     # negative control: a misspelt name is caught by the same search
     assert not re.search(r"^def test_hw2_q2_h_all_integer_solution\(", files["WA"].read_text(), re.M)
+
+
+# ==========================================================================================
+# The key's ```answer <ID>``` blocks: every part has one; each computable block is evaluated
+# from the key's text and compared with an independent computation; mutants of each block
+# are caught (the proof that these tests read the key).
+# ==========================================================================================
+BLOCK = re.compile(r"^```answer ([\w.]+)( unchecked)?\n(.*?)^```$", re.M | re.S)
+
+PART_IDS = (
+    [f"hw5.Q1.{p}" for p in ("a.i", "a.ii", "b.i", "b.ii", "c.i", "c.ii", "d.i", "d.ii")]
+    + [f"hw5.Q2.{p}" for p in ("a.identity", "a.diagonal", "b.i", "b.ii", "c.i", "c.ii", "c.iii",
+                               "c.iv")]
+    + [f"hw5.Q3.{p}" for p in "abcd"]
+    + [f"hw2.Q1.{p}" for p in ("a.i", "a.ii", "a.iii", "b.i", "b.ii", "b.iii", "b.iv", "b.v",
+                               "c.i", "c.ii")]
+    + [f"hw2.Q2.{p}" for p in "abcdefgh"] + [f"hw2.Q3.{p}" for p in "abcd"]
+    + [f"hw2.sheet.{r}" for r in ("Q1.A.i", "Q1.A.ii", "Q1.A.iii", "Q1.B.i", "Q1.B.ii",
+                                  "Q1.B.iii", "Q1.B.iv", "Q1.B.v", "Q1.C.i", "Q1.C.ii", "Q2.A",
+                                  "Q2.B", "Q2.C", "Q2.D", "Q2.E", "Q2.F", "Q2.G", "Q2.H", "Q3.C",
+                                  "Q3.D")])
+
+
+def _blocks(text=None):
+    text = KEY.read_text() if text is None else text
+    out = {}
+    for m in BLOCK.finditer(text):
+        out.setdefault(m.group(1), []).append((bool(m.group(2)), m.group(3)))
+    return out
+
+
+def _fields(body):
+    """'name = value' lines -> {name: value} (other lines ignored)."""
+    out = {}
+    for line in body.splitlines():
+        if " = " in line:
+            k, v = line.split(" = ", 1)
+            out[k.strip()] = v.strip()
+    return out
+
+
+def _ev(body, ns):
+    """Run the block's 'name = expression' lines in order in a namespace with np and ns."""
+    env = {"np": np, **ns}
+    with np.errstate(all="ignore"):
+        for k, v in _fields(body).items():
+            env[k] = eval(v, {"__builtins__": {}}, env)  # the key's own expression
+    return env
+
+
+def _close(a, b, rtol=1e-8, atol=1e-10):
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    assert a.shape == b.shape and np.all(np.isfinite(a)) and np.allclose(a, b, rtol=rtol, atol=atol)
+
+
+def _shape(s):
+    assert re.fullmatch(r"\d+(x\d+)+", s), s
+    return tuple(int(v) for v in s.split("x"))
+
+
+def _lines(s):
+    a, b = s.split("-")
+    return set(range(int(a), int(b) + 1))
+
+
+# ---- independent references (cached: the mutation test re-runs every check several times)
+def _special_case_q(P, Q, T, Pi, sigma, M):
+    """Q(psi|psi_t) of the special case by brute force: E over Z ~ R (one-hot rows) of the
+    literal log of Eq. (2)'s product, Eq. (1) as printed."""
+    N = len(P)
+    total = 0.0
+    for i in range(N):
+        j = 0 if i < M else 1
+        d2 = float(np.sum((P[i] + T - Q[j]) ** 2))
+        total += math.log(Pi[i, j] * math.exp(-d2 / (2 * sigma**2)) / (math.sqrt(2 * math.pi) * sigma))
+    return total
+
+
+def check_hw5_Q1_d_ii(body):
+    for N, M in ((7, 3), (7, 4), (6, 3)):
+        rng = np.random.default_rng(N * 10 + M)
+        P, Q = rng.normal(size=(N, 2)) * 2, rng.normal(size=(N, 2)) * 2
+        Pi = np.full((N, N), 1.0 / N)
+        opt = minimize(lambda t: -_special_case_q(P, Q, t, Pi, 0.7, M), np.zeros(2), method="BFGS",
+                       options={"gtol": 1e-10})
+        _close(_ev(body, dict(P=P, Q=Q, N=N, M=M))["T_new"], opt.x, atol=1e-5)
+
+
+def _free_dimension(kind):
+    """sympy: parameters (mu1, mu2, s11, s12, s22) of a 2-d Gaussian minus the rank of the
+    constraints on the covariance."""
+    import sympy
+
+    m1, m2, a, b, c = sympy.symbols("m1 m2 a b c")
+    cons = {"identity": [a - 1, b, c - 1], "diagonal": [b], "full": []}[kind]
+    if not cons:
+        return 5
+    J = sympy.Matrix(cons).jacobian([m1, m2, a, b, c])
+    return 5 - J.rank()
+
+
+def check_hw5_Q2_a_identity(body):
+    assert int(_fields(body)["outputs"]) == _free_dimension("identity")
+
+
+def check_hw5_Q2_a_diagonal(body):
+    assert int(_fields(body)["outputs"]) == _free_dimension("diagonal")
+
+
+def check_hw5_Q2_b_ii(body):
+    rng = np.random.default_rng(1)
+    for y_gt in (0, 1):
+        for scale in (0.1, 1.0, 5.0):
+            w, x = rng.normal(size=5), rng.normal(size=5) * scale
+            _close(_ev(body, dict(y_gt=y_gt, w=w, x=x))["KL"], direct_kl(y_gt, float(w @ x)),
+                   rtol=1e-10)
+
+
+# hw5 Q2(c)(i): the line numbers of models/vanilla_vae.py at commit a6896b9, transcribed from
+# ../shared/assignments/README.md (the file itself is outside this repository)
+VAE_LINES = {"encode": {89, 90}, "reparameterize": {115, 116, 117}, "forward": {120, 121}}
+
+
+def check_hw5_Q2_c_i(body):
+    f = _fields(body)
+    assert set(f) == set(VAE_LINES)
+    for name, lines in VAE_LINES.items():
+        assert _lines(f[name]) == lines
+
+
+def test_vae_line_transcription_matches_the_assignment_readme():
+    readme = ROOT.parent / "shared" / "assignments" / "README.md"
+    if not readme.exists():
+        pytest.skip("../shared/assignments/README.md not present")
+    text = readme.read_text()
+    assert "the heads at 89-90" in text and "(115)" in text and "(117)" in text
+    assert "lines 119-121: `forward`" in text
+
+
+def check_hw5_Q2_c_iii(body):
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(5):
+        mu = torch.randn(2, dtype=torch.float64, generator=gen).requires_grad_()
+        sigma = torch.rand(2, dtype=torch.float64, generator=gen).add(0.5).requires_grad_()
+        v = torch.randn(2, dtype=torch.float64, generator=gen)
+        g = torch.randn(2, dtype=torch.float64, generator=gen)
+        (sigma * v + mu).backward(g)
+        env = _ev(body, dict(g=g.numpy(), v=v.numpy(), mu=mu.detach().numpy(),
+                             sigma=sigma.detach().numpy()))
+        _close(env["dL_dmu"], mu.grad.numpy())
+        _close([env["dL_dsigma1"], env["dL_dsigma2"]], sigma.grad.numpy())
+
+
+def _mixture_case(seed=2, n=30, D=6, K=3):
+    rng = np.random.default_rng(seed)
+    X = (rng.random((n, D)) < 0.4).astype(float)
+    eta = rng.dirichlet(np.ones(K), size=n)
+    return X, eta, rng.uniform(0.1, 0.9, size=(K, D)), n, K
+
+
+def check_hw2_Q1_c_i(body):
+    X, eta, p0, n, K = _mixture_case()
+    pt = torch.tensor(p0, requires_grad=True)
+    _q_torch(torch.tensor(X), torch.tensor(eta), torch.full((K,), 1.0 / K, dtype=torch.float64),
+             pt).backward()
+    env = _ev(body, dict(X=X, eta=eta, p=p0, n=n))
+    _close(env["dQ_dp"], pt.grad.numpy())
+    # the maximiser, numerically (L-BFGS-B on -Q over p in (0, 1))
+    def negq(flat):
+        p = flat.reshape(p0.shape)
+        return -float(np.sum(eta.T @ X * np.log(p) + eta.T @ (1 - X) * np.log1p(-p)))
+    opt = minimize(negq, np.full(p0.size, 0.5), method="L-BFGS-B",
+                   bounds=[(1e-9, 1 - 1e-9)] * p0.size, options={"ftol": 1e-15, "gtol": 1e-10})
+    _close(env["p_new"], opt.x.reshape(p0.shape), atol=1e-4)
+
+
+def check_hw2_Q1_c_ii(body):
+    X, eta, _, n, K = _mixture_case(seed=6, n=20)
+    Nk = eta.sum(axis=0)
+    cons = {"type": "eq", "fun": lambda q: np.sum(q) - 1}
+    opt = minimize(lambda q: -float(np.sum(Nk * np.log(q))), np.full(K, 1.0 / K), method="SLSQP",
+                   bounds=[(1e-9, 1)] * K, constraints=[cons], options={"ftol": 1e-14})
+    env = _ev(body, dict(eta=eta, n=n))
+    _close(env["pi_new"], opt.x, atol=1e-5)
+    # the multiplier of L = Q + lam (sum pi - 1): dQ/dpi_k + lam = 0 at the maximiser (autograd)
+    q = torch.tensor(env["pi_new"], requires_grad=True)
+    torch.sum(torch.tensor(Nk) * torch.log(q)).backward()
+    _close(q.grad.numpy() + env["lam"], np.zeros(K), atol=1e-8)
+
+
+def check_hw2_Q2_b(body):
+    f = _fields(body)
+    assert set(re.findall(r"[A-Za-z_]\w*", f["form1"])) <= {"np", "exp", "u"}
+    assert set(re.findall(r"[A-Za-z_]\w*", f["form2"])) <= {"sigma1"}
+    u = torch.linspace(-20, 20, 401, dtype=torch.float64, requires_grad=True)
+    torch.sigmoid(u).sum().backward()
+    s = torch.sigmoid(u).detach().numpy()
+    env = _ev(body, dict(u=u.detach().numpy(), sigma1=s))
+    _close(env["form1"], u.grad.numpy(), rtol=1e-9, atol=3e-16)
+    _close(env["form2"], u.grad.numpy(), rtol=1e-9, atol=3e-16)
+
+
+def _deep_check(body, out, wrt):
+    """The derivative evaluated from the retained forward values only (no sigmoid available)."""
+    f = _fields(body)
+    retain = [r.strip() for r in f["retain"].split(",")]
+    assert set(retain) <= {"u1", "h1", "u2", "h2"}
+    w1, w2, w3, x = _random_points(n=200, seed=3)
+    grads = dict(zip(("w1", "w2", "w3"), _autograd(w1, w2, w3, x)))
+    h1 = sig(w1 * x)
+    fwd = {"u1": w1 * x, "h1": h1, "u2": w2 * h1, "h2": sig(w2 * h1)}
+    ns = {"w1": w1, "w2": w2, "w3": w3, "x": x, **{r: fwd[r] for r in retain}}
+    env = {**ns}
+    with np.errstate(all="ignore"):
+        val = eval(f[out], {"__builtins__": {}}, env)
+    _close(val, grads[wrt], rtol=1e-10, atol=1e-300)
+    used = set(re.findall(r"[A-Za-z_]\w*", f[out])) & set(fwd)
+    assert used == set(retain), "retain exactly what the formula needs"
+    return f
+
+
+def check_hw2_Q2_d(body):
+    _deep_check(body, "df_dw3", "w3")
+
+
+def check_hw2_Q2_e(body):
+    _deep_check(body, "df_dw2", "w2")
+
+
+def check_hw2_Q2_f(body):
+    f = _deep_check(body, "df_dw1", "w1")
+    # the order in which backward produces the gradients (autograd hooks on the leaves)
+    order = []
+    ws = {n: torch.tensor(v, requires_grad=True) for n, v in (("w1", 0.3), ("w2", -1.2), ("w3", 0.7))}
+    for n, t in ws.items():
+        t.register_hook(lambda g, n=n: order.append(n))
+    (ws["w3"] * torch.sigmoid(ws["w2"] * torch.sigmoid(ws["w1"] * 1.5))).backward()
+    assert [s.strip() for s in f["order"].split(",")] == order
+
+
+def check_hw2_Q2_g(body):
+    f = _fields(body)
+    with torch.no_grad():
+        y = torch.nn.Conv2d(1, 20, 5, stride=1, padding=0)(torch.zeros(1, 1, 28, 28))
+        z = torch.nn.MaxPool2d(2)(y)
+    assert _shape(f["conv"]) == (y.shape[2], y.shape[3], y.shape[1])
+    assert _shape(f["pool"]) == (z.shape[2], z.shape[3], z.shape[1])
+
+
+def check_hw2_Q2_h(body):
+    f = _fields(body)
+    x = torch.zeros(1, 20, 12, 12)
+    exact = []
+    with torch.no_grad():
+        for F in range(1, 13):
+            for S in range(1, 13):
+                side = (12 - F) // S + 1
+                if side == 8 and torch.nn.MaxPool2d(2)(torch.zeros(1, 1, side, side)).shape[-1] == 4:
+                    exact.append((F, S))
+        F = _shape(f["filter"])
+        conv = torch.nn.Conv2d(int(f["in_channels"]), int(f["out_channels"]), F,
+                               stride=int(f["stride"]))
+        y = torch.nn.MaxPool2d(2)(conv(x))
+    assert exact == [(5, 1)] and F == (5, 5) and int(f["stride"]) == 1
+    assert y.shape == (1, 50, 4, 4) and 2 * y.shape[-1] == conv(x).shape[-1]
+
+
+def _check_q3(body, widths):
+    runs, _ = _seed0_summary()
+    env = _ev(body, {})
+    for name in ("final_train_error", "final_test_error"):
+        assert sorted(env[name]) == list(widths)
+        for C in widths:
+            assert env[name][C] == pytest.approx(runs[C][name], abs=5e-5)
+
+
+def check_hw2_Q3_c(body):
+    _check_q3(body, (1, 2, 4))
+
+
+def check_hw2_Q3_d(body):
+    _check_q3(body, (64,))
+
+
+def _verdict(body, expected):
+    assert _fields(body)["result"] == ("right" if expected else "wrong")
+
+
+def check_hw2_sheet_Q1_A_iii(body):
+    # the submitted last line (sum over d) against the mixture log-likelihood by literal loops
+    _, X, pi, p = _small_mixture(0, n=6, D=5)
+    ref = sum(math.log(sum(pi[k] * bern_pmf(x, p[k]) for k in range(len(pi)))) for x in X)
+    _verdict(body, abs(submitted_a_iii_final(X, pi, p) - ref) < 1e-9)
+
+
+def check_hw2_sheet_Q1_C_i(body):
+    # result: the submitted p~ (= sum eta x / N_k) is the maximiser checked in hw2.Q1.c.i
+    X, eta, _, _, _ = _mixture_case()
+    sub = (eta.T @ X) / eta.sum(axis=0)[:, None]
+    grad = eta.T @ X / sub - eta.T @ (1 - X) / (1 - sub)
+    _verdict(body, np.allclose(grad, 0, atol=1e-9))
+
+
+def check_hw2_sheet_Q2_E(body):
+    # the submitted formula, evaluated from the values it says it keeps (f, h2, 1 - h2, h1)
+    w1, w2, w3, x = _random_points(seed=1)
+    _, g2, _ = _autograd(w1, w2, w3, x)
+    h1 = sig(w1 * x)
+    h2 = sig(w2 * h1)
+    kept = {"f": w3 * h2, "h2": h2, "one_minus_h2": 1 - h2, "h1": h1, "w3": w3}
+    val = eval("w3 * h2 * one_minus_h2 * h1", {"__builtins__": {}}, kept)
+    _verdict(body, np.allclose(val, g2, rtol=1e-10, atol=1e-300))
+
+
+def check_hw2_sheet_Q2_G(body):
+    conv = torch.nn.Conv2d(1, 20, 5)
+    y = conv(torch.zeros(1, 1, 28, 28))
+    z = torch.nn.MaxPool2d(2)(y)
+    _verdict(body, tuple(y.shape[1:]) == (20, 24, 24) and tuple(z.shape[1:]) == (20, 12, 12))
+
+
+def check_hw2_sheet_Q2_H(body):
+    x = torch.zeros(1, 20, 12, 12)
+    with torch.no_grad():  # the submitted F = 11, stride 1 (1/12 is not a stride)
+        y = torch.nn.MaxPool2d(2)(torch.nn.Conv2d(20, 50, 11, stride=1)(x))
+    _verdict(body, tuple(y.shape) == (1, 50, 4, 4))
+
+
+CHECKS = {name[len("check_"):].replace("_", ".", 2).replace("_", "."): fn
+          for name, fn in dict(globals()).items() if name.startswith("check_hw")}
+# names like check_hw5_Q2_a_identity -> hw5.Q2.a.identity; hw2.sheet ids keep their dots
+CHECKS = {re.sub(r"^(hw\d)\.(\w+)$", lambda m: m.group(1) + "." + m.group(2).replace("_", "."), k)
+          .replace("Q1.A.iii", "Q1.A.iii"): fn for k, fn in CHECKS.items()}
+
+
+def test_every_part_has_exactly_one_block():
+    blocks = _blocks()
+    assert len(PART_IDS) == len(set(PART_IDS)) == 62
+    for pid in PART_IDS:
+        assert len(blocks.get(pid, [])) == 1, f"{pid}: {len(blocks.get(pid, []))} blocks"
+    assert set(blocks) == set(PART_IDS), set(blocks) ^ set(PART_IDS)
+    # a block is checked by a test exactly when it is not marked unchecked
+    for pid, [(unchecked, body)] in blocks.items():
+        assert unchecked == (pid not in CHECKS), pid
+        if unchecked:
+            assert body.strip(), f"{pid}: an unchecked block must say why"
+        if pid.startswith("hw2.sheet."):
+            assert re.search(r"^result = (right|wrong|missing)$", body, re.M), pid
+    assert set(CHECKS) <= set(PART_IDS)
+
+
+@pytest.mark.parametrize("pid", sorted(CHECKS))
+def test_block_against_an_independent_computation(pid):
+    [(unchecked, body)] = _blocks()[pid]
+    CHECKS[pid](body)
+
+
+def _mutants(body, pid):
+    """(what, mutated body) for: flip the first sign, perturb the first number, swap the first
+    and the last distinct input names, flip a verdict."""
+    out = []
+    f = _fields(body)
+    head = body.rstrip("\n").split("\n")
+    if "result" in f:
+        new = {"right": "wrong", "wrong": "right"}[f["result"]]
+        out.append(("flip verdict", body.replace(f"result = {f['result']}", f"result = {new}")))
+        return out
+    for i, line in enumerate(head):
+        k, _, v = line.partition(" = ")
+        if re.search(r"\d+-\d+$", v) or re.fullmatch(r"\d+(x\d+)+", v):
+            continue
+        s = re.search(r"[+-]", v)
+        if s:
+            nv = v[:s.start()] + {"+": "-", "-": "+"}[s.group()] + v[s.end():]
+            out.append(("flip sign", "\n".join(head[:i] + [f"{k} = {nv}"] + head[i + 1:])))
+            break
+    else:
+        for i, line in enumerate(head):
+            k, _, v = line.partition(" = ")
+            if v and not re.search(r"\d+-\d+$", v) and not re.fullmatch(r"\d+(x\d+)+", v) \
+                    and k not in ("retain", "order"):
+                out.append(("negate", "\n".join(head[:i] + [f"{k} = -({v})"] + head[i + 1:])))
+                break
+    n = re.search(r"(?<![\w.])\d+(\.\d+)?", "\n".join(line.partition(" = ")[2] for line in head))
+    if n:
+        # locate it in the body (after the first ' = ' of its line)
+        for i, line in enumerate(head):
+            k, _, v = line.partition(" = ")
+            nm = re.search(r"(?<![\w.])\d+(\.\d+)?", v)
+            if nm:
+                old = nm.group()
+                new = str(int(old) + 1) if "." not in old else f"{float(old) + 0.01:.4f}"
+                nv = v[:nm.start()] + new + v[nm.end():]
+                out.append(("perturb number", "\n".join(head[:i] + [f"{k} = {nv}"] + head[i + 1:])))
+                break
+    names = [t for t in re.findall(r"(?<![\w.])[A-Za-z_]\w*", " ".join(
+        line.partition(" = ")[2] for line in head)) if t not in ("np", "axis", "None", "keepdims",
+                                                                "True", "exp", "sum", "log", "T")]
+    inputs = [t for t in dict.fromkeys(names) if t not in f]
+    if len(inputs) >= 2:
+        a, b = inputs[0], inputs[-1]
+        sw = re.sub(rf"(?<![\w.])({a}|{b})(?!\w)", lambda m: b if m.group(1) == a else a,
+                    "\n".join(line.partition(" = ")[2] for line in head))
+        new_lines = [f"{line.partition(' = ')[0]} = {v}" if " = " in line else line
+                     for line, v in zip(head, sw.split("\n"))]
+        out.append((f"swap {a}/{b}", "\n".join(new_lines)))
+    return out
+
+
+def test_every_computable_block_catches_its_mutants():
+    blocks = _blocks()
+    survived, total = [], 0
+    for pid in sorted(CHECKS):
+        [(_, body)] = blocks[pid]
+        muts = _mutants(body, pid)
+        assert muts, f"{pid}: no mutant could be made"
+        for what, mutated in muts:
+            assert mutated != body, (pid, what)
+            total += 1
+            for line in mutated.splitlines():
+                if " = " in line:
+                    compile(line.partition(" = ")[0].strip() or "x", "<key>", "eval")
+            try:
+                CHECKS[pid](mutated)
+            except SyntaxError:
+                raise
+            except Exception:
+                continue
+            survived.append((pid, what, mutated))
+    assert not survived, survived
+    assert total >= 2 * len(CHECKS)
+
+
+def test_prose_and_blocks_state_the_same_numbers_and_shapes():
+    """Wherever the prose above a block states a shape, a count or line numbers, they match."""
+    text = KEY.read_text()
+    blocks = {pid: body for pid, [(u, body)] in _blocks().items()}
+
+    def section(pid):
+        end = text.index(f"```answer {pid}")
+        start = text.rfind("\n#### ", 0, end)
+        return text[start:end]
+
+    for pid, key in (("hw2.Q2.g", "conv"), ("hw2.Q2.g", "pool")):
+        s = _shape(_fields(blocks[pid])[key])
+        assert f"{s[0]} \\times {s[1]} \\times {s[2]}" in section(pid)
+    h = _fields(blocks["hw2.Q2.h"])
+    F = _shape(h["filter"])
+    assert (f"filter ${F[0]} \\times {F[1]}$, stride {h['stride']}, {h['in_channels']} input "
+            f"channels, {h['out_channels']} output channels") in section("hw2.Q2.h")
+    a = section("hw5.Q2.a.identity")
+    assert f"Identity covariance: **{_fields(blocks['hw5.Q2.a.identity'])['outputs']}**" in a
+    assert f"Diagonal covariance: **{_fields(blocks['hw5.Q2.a.diagonal'])['outputs']}**" in a
+    c = section("hw5.Q2.c.i")
+    for name, lines in _fields(blocks["hw5.Q2.c.i"]).items():
+        assert f"**`{name}`, lines {lines}**" in c, name
+    # the Q3 table and the Q3 blocks
+    table = _table(text)
+    for pid, widths in (("hw2.Q3.c", (1, 2, 4)), ("hw2.Q3.d", (64,))):
+        env = _ev(blocks[pid], {})
+        for C in widths:
+            assert table[C][0] == env["final_train_error"][C]
+            assert table[C][1] == env["final_test_error"][C]

@@ -1,0 +1,182 @@
+"""autograde.py: the host-side faults of issue 18 (items 7-12 and the grader's weak messages).
+
+Each test fails on the grader before commit 287e503 (noted per test)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+AUTOGRADE = os.path.join(ROOT, "autograde.py")
+
+
+def _cli(*args, timeout=60, **kw):
+    return subprocess.run([sys.executable, AUTOGRADE, *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, cwd=ROOT, **kw)
+
+
+@pytest.mark.parametrize("value", ["99999999999999", "2000000"])
+def test_huge_memory_mb_is_a_one_line_error(value, tmp_path):
+    """(before: an OverflowError traceback, or a silently accepted absurd limit)"""
+    proc = _cli(os.path.join(ROOT, "hw2_ResNet.py"), "--memory-mb", value)
+    assert proc.returncode == 2 and "--memory-mb" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_memory_limit_too_low_for_torch_blames_the_grader(tmp_path):
+    """(before: exit 0, every check 0, a message blaming line 1 of the student's file)"""
+    out = tmp_path / "r.json"
+    proc = _cli(os.path.join(ROOT, "hw2_ResNet.py"), "--memory-mb", "600", "--results", out)
+    assert proc.returncode == 2, proc.stdout
+    assert "grader memory limit too low for torch (600 MB)" in proc.stderr
+    assert not out.exists()
+
+
+def test_symlink_to_dev_zero_is_refused_quickly(tmp_path):
+    """(before: getsize() is 0, and the copy of /dev/zero fills the disk)"""
+    os.symlink("/dev/zero", tmp_path / "hw5.py")
+    out = tmp_path / "r.json"
+    t0 = time.monotonic()
+    proc = _cli(tmp_path / "hw5.py", "--results", out, "--timeout", 10)
+    assert time.monotonic() - t0 < 15 and proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+    assert report["score"] == 0 and "regular files only" in report["tests"][0]["output"]
+
+
+def test_fifo_submission_is_refused(tmp_path):
+    os.mkfifo(tmp_path / "hw2_ResNet.py")
+    out = tmp_path / "r.json"
+    proc = _cli(tmp_path / "hw2_ResNet.py", "--results", out, "--timeout", 10, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    assert "not a regular file" in json.loads(out.read_text())["tests"][0]["output"]
+
+
+def test_results_equal_to_the_submission_is_refused(tmp_path):
+    """(before: the student's file was overwritten by the results JSON)"""
+    sub = tmp_path / "hw2_ResNet.py"
+    sub.write_text("x = 1\n")
+    for target in (sub, tmp_path / "." / "hw2_ResNet.py"):
+        proc = _cli(sub, "--results", target)
+        assert proc.returncode == 2 and "is the submission itself" in proc.stderr
+    proc = _cli(tmp_path, "--results", sub)  # a folder holding it
+    assert proc.returncode == 2 and "is the submission itself" in proc.stderr
+    assert sub.read_text() == "x = 1\n"
+
+
+def test_results_in_proc_fails_before_grading(tmp_path):
+    """(before: the error came only after the whole grading)"""
+    t0 = time.monotonic()
+    proc = _cli(os.path.join(ROOT, "hw2_ResNet.py"), "--results", "/proc/x")
+    assert proc.returncode == 2 and "--results" in proc.stderr and time.monotonic() - t0 < 5
+
+
+@pytest.mark.parametrize("value", ["nan", "-1", "inf"])
+def test_bundle_flags_are_validated_before_anything_is_written(value, tmp_path):
+    """(before: --timeout nan / -1 wrote a bundle that failed every student)"""
+    out = tmp_path / "b.zip"
+    proc = _cli("--gradescope-bundle", "hw5", out, "--timeout", value)
+    assert proc.returncode == 2 and "--timeout" in proc.stderr
+    assert not out.exists() and os.listdir(tmp_path) == []
+
+
+def test_custom_base_exception_is_reported_as_what_it_is(tmp_path):
+    """(before: 'exited with status 1 (os._exit or a hard crash)')"""
+    src = open(os.path.join(ROOT, "hw2_ResNet.py"), encoding="utf-8").read()
+    src += ("\nclass Stop(BaseException):\n    pass\n\n\n_orig = Block.forward\n\n\n"
+            "def _forward(self, x):\n    raise Stop('nope')\n\n\nBlock.forward = _forward\n")
+    (tmp_path / "hw2_ResNet.py").write_text(src)
+    out = tmp_path / "r.json"
+    proc = _cli(tmp_path / "hw2_ResNet.py", "--results", out, "--timeout", 30, timeout=90)
+    assert proc.returncode == 0, proc.stderr
+    tests = {t["name"].split(": ", 1)[1]: t for t in json.loads(out.read_text())["tests"]}
+    shape = next(t for n, t in tests.items() if n.startswith("Block(C), C = 1, 4, 16: output shape"))
+    assert "Stop (a BaseException subclass" in shape["output"] and "nope" in shape["output"], shape["output"]
+
+
+SLOW_SPAWNER = '''
+import os, subprocess, sys, time
+pidfile = {pidfile!r}
+if os.fork() == 0:
+    os.setsid()
+    with open(pidfile, "w") as f:
+        f.write(str(os.getpid()))
+    while True:
+        time.sleep(0.1)
+time.sleep(1.0)
+while True:
+    time.sleep(0.1)
+'''
+
+
+def _alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("no_unshare", ["1", "0"])
+def test_sigterm_kills_the_whole_worker_tree_and_removes_the_sandbox(no_unshare, tmp_path):
+    """SIGTERM while a submission hangs at import, after it started a setsid daemon.
+    (before: the worker, the daemon and the sandbox folder outlived the grader)"""
+    pidfile = tmp_path / "daemon.pid"
+    os.chmod(tmp_path, 0o777)
+    (tmp_path / "hw5.py").write_text(SLOW_SPAWNER.format(pidfile=str(pidfile)))
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    env = dict(os.environ, AUTOGRADE_NO_UNSHARE=no_unshare, TMPDIR=str(tmpdir))
+    proc = subprocess.Popen([sys.executable, AUTOGRADE, str(tmp_path / "hw5.py"), "--timeout", "60"], cwd=ROOT,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while not pidfile.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert pidfile.exists(), "the submission did not start"
+    daemon = int(pidfile.read_text() or 0)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 143 and "Traceback" not in err, err
+    time.sleep(0.5)
+    if no_unshare == "1":  # without a PID namespace the daemon's pid is a host pid
+        assert not _alive(daemon)
+    assert os.listdir(tmpdir) == [], "the sandbox folder was left behind"
+
+
+def test_ctrl_c_exits_130_without_traceback(tmp_path):
+    (tmp_path / "hw5.py").write_text("import time\ntime.sleep(60)\n")
+    proc = subprocess.Popen([sys.executable, AUTOGRADE, str(tmp_path / "hw5.py"), "--timeout", "60"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(2.0)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130 and "Traceback" not in err, err
+
+
+def test_run_autograder_removes_stale_results_first(tmp_path):
+    """A reused root whose grader cannot start must not show the previous student's 100.
+    (before: run_autograder kept the stale results.json)"""
+    bundle = tmp_path / "b.zip"
+    assert _cli("--gradescope-bundle", "hw2", bundle).returncode == 0
+    root = tmp_path / "ag"
+    with zipfile.ZipFile(bundle) as z:
+        z.extractall(root / "source")
+        assert "common.py" in z.namelist()
+    os.chmod(root / "source" / "run_autograder", 0o755)
+    (root / "results").mkdir()
+    (root / "results" / "results.json").write_text('{"score": 100.0, "tests": []}')
+    env = dict(os.environ, AUTOGRADER_ROOT=str(root), AUTOGRADER_PYTHON="/nonexistent/python")
+    run = subprocess.run([str(root / "source" / "run_autograder")], env=env, capture_output=True, text=True,
+                         timeout=60)
+    assert run.returncode == 0
+    report = json.loads((root / "results" / "results.json").read_text())
+    assert report["score"] == 0.0 and "autograder itself failed" in report["output"]
+    # a directory in place of results.json is removed too
+    os.remove(root / "results" / "results.json")
+    (root / "results" / "results.json").mkdir()
+    subprocess.run([str(root / "source" / "run_autograder")], env=env, capture_output=True, timeout=60)
+    assert os.path.isfile(root / "results" / "results.json")

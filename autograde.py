@@ -1949,6 +1949,33 @@ def _same_file(a, b):
         return False
 
 
+def _find_submission(folder, name, max_depth=4):
+    """The file ``name`` in ``folder`` or its subfolders (a zipped upload), matched without
+    regard to case; regular files only, hidden folders and __MACOSX skipped. With several, the
+    best-named one: exact case first, then the shallowest, then by path. Returns (path or None,
+    note saying which file was graded when that is not simply ``folder/name``)."""
+    found = []
+    base = os.path.abspath(folder)
+    for root, dirs, files in os.walk(base):
+        depth = os.path.relpath(root, base).count(os.sep) + (root != base)
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "__MACOSX" and depth < max_depth
+                         and not os.path.islink(os.path.join(root, d)))
+        for f in files:
+            p = os.path.join(root, f)
+            if f.lower() == name.lower() and not os.path.islink(p) and os.path.isfile(p):
+                found.append((f != name, depth, os.path.relpath(p, base), p))
+    if not found:
+        return None, ""
+    found.sort()
+    best = found[0]
+    if best[2] == name and len(found) == 1:
+        return best[3], ""
+    note = f"graded {best[2]}"
+    if len(found) > 1:
+        note += f" (of {len(found)} candidates: {', '.join(c[2] for c in found[:5])})"
+    return best[3], note
+
+
 def _probe_memory_limit(memory_mb):
     """'' when torch imports under RLIMIT_AS = ``memory_mb``, else the one-line reason (probed
     once per run, so a too-low limit is the grader's error, not every student's zero)."""
@@ -2092,12 +2119,15 @@ def main(argv=None):
             print(f"autograde.py: error: {problem}", file=sys.stderr)
             return EXIT_MISUSE
     jobs = []  # (assignment, file or None)
+    found_notes = {}
     if os.path.isdir(path):
         if args.assignment:
-            f = os.path.join(path, ASSIGNMENTS[args.assignment]["file"])
-            if not os.path.isfile(f):
+            f, found_note = _find_submission(path, ASSIGNMENTS[args.assignment]["file"])
+            if f is None:
                 py = [n for n in sorted(os.listdir(path)) if n.endswith(".py")]
                 f = os.path.join(path, py[0]) if len(py) == 1 else None
+            if found_note:
+                found_notes[args.assignment] = found_note
             jobs.append((args.assignment, f))
         else:
             for a, info in ASSIGNMENTS.items():
@@ -2128,7 +2158,10 @@ def main(argv=None):
             for r in g["results"]:
                 r["output"] = message
             print(f"autograde.py: internal error while grading {f}:\n{traceback.format_exc()}", file=sys.stderr)
-        if os.path.basename(f) != ASSIGNMENTS[assignment]["file"]:
+        if assignment in found_notes:
+            g["notes"].append(found_notes[assignment])
+            g["output"] = (found_notes[assignment] + "\n" + g.get("output", "")).strip()
+        elif os.path.basename(f) != ASSIGNMENTS[assignment]["file"]:
             g["notes"].append(f"graded {os.path.basename(f)} as {ASSIGNMENTS[assignment]['file']}")
         gradings.append(g)
     report = results_json(gradings, time.monotonic() - t0)

@@ -1071,6 +1071,34 @@ def check_hw2_sheet_Q2_H(body):
     _verdict(body, tuple(y.shape) == (1, 50, 4, 4))
 
 
+def check_hw2_Q1_a_i(body):
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        q = rng.uniform(0.05, 0.95, size=6)
+        x = (rng.random(6) < 0.5).astype(float)
+        _close(_ev(body, dict(x=x, q=q))["Px"], np.prod(stats.bernoulli.pmf(x, q)), rtol=1e-12)
+
+
+def check_hw2_Q1_a_iii(body):
+    for seed in range(3):
+        _, X, pi, p = _small_mixture(seed, n=6, D=5)
+        ref = sum(math.log(sum(pi[k] * math.prod(float(stats.bernoulli.pmf(xd, pkd))
+                                                 for xd, pkd in zip(x, p[k]))
+                               for k in range(len(pi)))) for x in X)
+        _close(_ev(body, dict(X=X, pi=pi, p=p))["logL"], ref, rtol=1e-12)
+
+
+def check_hw5_Q2_c_ii(body):
+    """The change-of-variables density of V = sigma * v + mu equals N(mean, cov) (scipy)."""
+    rng = np.random.default_rng(0)
+    for mu, sigma in ((np.array([1.0, -3.0]), np.array([0.5, 2.0])),
+                      (np.array([0.2, 0.7]), np.array([1.7, 0.3]))):
+        U = rng.normal(size=(100, 2)) * 3
+        dens = stats.multivariate_normal(np.zeros(2), np.eye(2)).pdf((U - mu) / sigma) / np.prod(sigma)
+        env = _ev(body, dict(mu=mu, sigma=sigma))
+        _close(stats.multivariate_normal(env["mean"], env["cov"]).pdf(U), dens, rtol=1e-10)
+
+
 CHECKS = {name[len("check_"):].replace("_", ".", 2).replace("_", "."): fn
           for name, fn in dict(globals()).items() if name.startswith("check_hw")}
 # names like check_hw5_Q2_a_identity -> hw5.Q2.a.identity; hw2.sheet ids keep their dots

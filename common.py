@@ -225,6 +225,43 @@ def check_out_dir(path, flag="--out-dir"):
     return path
 
 
+class OutDirLock:
+    """An exclusive lock on an output folder, taken at construction and held until ``close()``
+    (or the end of ``with``, or the process): a second run on the folder is refused with one
+    line naming it and the holder's PID. The system releases the lock of a process that died;
+    it is then taken over, with a note."""
+
+    def __init__(self, out_dir, flag="--out-dir"):
+        import fcntl
+
+        self.path = os.path.join(out_dir, ".lock")
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.read(self.fd, 32).decode(errors="replace").strip() or "unknown"
+            self.close()
+            raise ValueError(f"{flag} {out_dir} is in use by another run (PID {holder}); wait for it to end or "
+                             f"choose another {flag}") from None
+        old = os.read(self.fd, 32).decode(errors="replace").strip()
+        if old.isdigit() and int(old) != os.getpid():
+            print(f"note: took over the lock of {out_dir} left by PID {old}, which is no longer running", flush=True)
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, str(os.getpid()).encode(), 0)
+
+    def close(self):
+        if self.fd is not None:
+            os.close(self.fd)  # releases the lock
+            self.fd = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
 def writable_target(path):
     """The file an atomic write of ``path`` replaces: a symlink is followed (as ``open(path,
     'w')`` would), and an existing destination that is not a regular file is refused."""

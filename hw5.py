@@ -147,9 +147,9 @@ class GAN:
         for name, t in (("x", x), ("z", z)):
             if isinstance(t, torch.Tensor) and t.is_floating_point() and not torch.isfinite(t).all():
                 raise ValueError(f"{name} contains NaN or inf")
-        p = next(self.D.parameters())
-        x = x.to(self.device, p.dtype) if isinstance(x, torch.Tensor) and x.is_floating_point() else x
-        z = z.to(self.device, p.dtype) if isinstance(z, torch.Tensor) and z.is_floating_point() else z
+        dtype = next(self.D.parameters(), torch.empty(0)).dtype
+        x = x.to(self.device, dtype) if isinstance(x, torch.Tensor) and x.is_floating_point() else x
+        z = z.to(self.device, dtype) if isinstance(z, torch.Tensor) and z.is_floating_point() else z
         d_real, d_fake = self.D(x), self.D(self.G(z))  # (N,), (M,) probabilities
         for name, t, d in (("x", x, d_real), ("z", z, d_fake)):
             if not torch.isfinite(d).all():

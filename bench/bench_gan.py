@@ -4,8 +4,9 @@ Reference (kept here, literal): a torch DataLoader (batch 64, shuffle) over a 60
 dataset whose ``__getitem__`` makes a PIL image and applies Resize(32), ToTensor, Normalize per
 image (as torchvision's MNIST does), and per batch two full ``calculate_V`` forward/backward
 passes (D step on -V, G step on V) on NCHW weights.
-Ours: ``hw5.GAN().train`` over the same 60,000 images preprocessed once into a tensor
-(``hw5.preprocess_uint8``) and batched by indexing.
+Ours: ``gan_train.train_until`` (the fast step: half-batch workers, one D(G(z)) pass) over the
+same 60,000 images preprocessed once into a tensor (``common.preprocess_uint8``) and batched by
+indexing. ``--precision bf16`` adds a row where this CPU has native bfloat16.
 
 Both loops run the same number of iterations per repetition, alternating, several repetitions;
 we report medians of ms/iteration, the projected seconds per 938-iteration MNIST epoch and the
@@ -25,6 +26,8 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import common  # noqa: E402
+import gan_train  # noqa: E402
 import hw5  # noqa: E402
 
 ITERS_PER_EPOCH = 938  # ceil(60000 / 64)
@@ -81,7 +84,12 @@ def main(argv=None):
     p.add_argument("--warmup", type=int, default=5, help="untimed iterations per loop before timing")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
     p.add_argument("--seed", type=int, default=0, help="seed for the synthetic data and the models")
+    p.add_argument("--precision", choices=gan_train.PRECISIONS, default="fp32",
+                   help="precision of our loop (bf16 needs native bfloat16: avx512_bf16 or amx_bf16)")
     args = p.parse_args(argv)
+    reason = gan_train.precision_support(args.precision, torch.device("cpu"))
+    if reason:
+        p.error(reason)
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -94,11 +102,11 @@ def main(argv=None):
 
     # ours: one-time preprocessing (counted once per run, reported separately)
     t0 = time.perf_counter()
-    images = hw5.preprocess_uint8(data_u8)
+    images = common.preprocess_uint8(data_u8)
     prep_s = time.perf_counter() - t0
-    # one "epoch" of our loader = args.iters batches, so each train() call times exactly args.iters iterations
-    ours_loader = hw5.TensorBatches(images[: args.iters * 64], targets[: args.iters * 64], 64, seed=args.seed)
-    ours = hw5.GAN(data_loader=ours_loader, device="cpu", seed=args.seed, verbose=False)
+    ours = hw5.GAN(data_loader=gan_train.TensorBatches(images, targets, 64, seed=args.seed), device="cpu",
+                   seed=args.seed, verbose=False)
+    gan_train.run_state(ours).precision = args.precision
     ref = hw5.GAN(device="cpu", seed=args.seed, channels_last=False, verbose=False)
     ref_batches = endless(starter_loader(data_u8, targets))
 
@@ -110,10 +118,7 @@ def main(argv=None):
     data_ms = (time.perf_counter() - t0) / 50 * 1000
 
     starter_iterations(ref, ref_batches, args.warmup)
-    warm = hw5.TensorBatches(images[: args.warmup * 64], targets[: args.warmup * 64], 64)
-    ours.data_loader = warm
-    ours.train(1, progress=False)
-    ours.data_loader = ours_loader
+    gan_train.train_until(ours, args.warmup)
 
     ref_ms, ours_ms = [], []
     for rep in range(args.reps):
@@ -121,9 +126,10 @@ def main(argv=None):
         starter_iterations(ref, ref_batches, args.iters)
         ref_ms.append((time.perf_counter() - t0) / args.iters * 1000)
         t0 = time.perf_counter()
-        ours.train(1, progress=False)
+        gan_train.train_until(ours, ours.run.iteration + args.iters)
         ours_ms.append((time.perf_counter() - t0) / args.iters * 1000)
-        print(f"  rep {rep + 1}: starter {ref_ms[-1]:7.1f} ms/it   ours {ours_ms[-1]:6.1f} ms/it", flush=True)
+        print(f"  rep {rep + 1}: starter {ref_ms[-1]:7.1f} ms/it   ours ({args.precision}) {ours_ms[-1]:6.1f} ms/it",
+              flush=True)
 
     r, o = statistics.median(ref_ms), statistics.median(ours_ms)
     ref_epoch = r * ITERS_PER_EPOCH / 1000

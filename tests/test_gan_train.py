@@ -1,0 +1,248 @@
+"""Tests for gan_train.py: the fast step equals hw5.GAN.train's literal step, resume, checkpoints, the CLI."""
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import gan_train
+import hw5
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def _images(n=48, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(n, 1, 32, 32, generator=g) * 2 - 1, torch.randint(0, 10, (n,), generator=g)
+
+
+def _params(gan):
+    return torch.cat([p.detach().flatten() for p in list(gan.D.parameters()) + list(gan.G.parameters())])
+
+
+def _pair(dtype, iterations, workers, loss="minimax"):
+    """The runner's train_until and hw5.GAN.train's literal loop on the same batches and latents."""
+    images, labels = _images()
+    images = images.to(dtype)
+    fast = hw5.GAN(data_loader=gan_train.TensorBatches(images, labels, 16, seed=3), seed=7, loss=loss, verbose=False)
+    ref = hw5.GAN(data_loader=gan_train.TensorBatches(images, labels, 16, seed=3), seed=7, loss=loss, verbose=False)
+    for gan in (fast, ref):
+        gan.D.to(dtype)
+        gan.G.to(dtype)
+    gen = torch.Generator().manual_seed(gan_train.run_state(fast).z_generator.initial_seed())
+    ref.sample_z = lambda n: torch.randn(n, 128, generator=gen).to(dtype)
+    fast.run.z_generator = torch.Generator().manual_seed(gen.initial_seed())
+    orig = fast.run.sample_z
+    fast.run.sample_z = lambda n, device: orig(n, device).to(dtype)
+    gan_train.train_until(fast, iterations, workers=workers)
+    ref.train(iterations // len(ref.data_loader))
+    return fast, ref
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_fast_step_equals_the_literal_train_in_float64(workers):
+    fast, ref = _pair(torch.float64, 12, workers)
+    assert (_params(fast) - _params(ref)).abs().max().item() < 1e-12
+
+
+def test_non_saturating_fast_step_equals_the_literal_train():
+    fast, ref = _pair(torch.float64, 6, 1, loss="non-saturating")
+    # the literal G loss is a mean, ours a sum / n: Adam amplifies the 1e-16 rounding of weights whose
+    # gradient is ~0 (a wrong update moves weights by ~1e-3)
+    assert (_params(fast) - _params(ref)).abs().max().item() < 1e-6
+
+
+def test_equivalence_detects_a_wrong_update(monkeypatch):
+    """Negative control: a fast step whose G step ascends V is told apart."""
+    monkeypatch.setattr(gan_train.FastStep, "_g_part", lambda self, fake, n: (
+        (_ := gan_train._bce_sum(gan_train.discriminator_fast(self.gan.D, fake), 0.0) / n).backward() or True))
+    fast, ref = _pair(torch.float64, 6, 1)
+    assert (_params(fast) - _params(ref)).abs().max().item() > 1e-6
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_float32_gradients_match_the_literal_step(workers):
+    """Teacher-forced: from the same weights, one fast step and one literal step apply the same
+    D and G updates to 1e-4 (Adam's first step is lr * sign(grad), so compare the gradients)."""
+    images, labels = _images(16)
+    z = torch.randn(16, 128, generator=torch.Generator().manual_seed(1))
+    fast, ref = hw5.GAN(seed=3, verbose=False), hw5.GAN(seed=3, verbose=False)
+    step = gan_train.FastStep(fast, workers)
+    try:
+        fast.D_optimizer.zero_grad()
+        out = step._map(lambda s: step._d_part(images[s], z[s], 16), [slice(0, 8), slice(8, 16)] if workers > 1
+                        else [slice(0, 16)])
+    finally:
+        step.close()
+    (-ref.calculate_V(images, z)).backward()
+    for a, b in zip(fast.D.parameters(), ref.D.parameters()):
+        torch.testing.assert_close(a.grad, b.grad, rtol=1e-4, atol=1e-6)
+    assert len(out) == workers
+
+
+def test_report_schedule_and_budget():
+    assert gan_train.default_iterations(64) == 9380 and gan_train.default_iterations(128) == 4690
+    assert gan_train.default_report_every(79, 9380, 64) == 938
+    assert gan_train.default_report_every(938, 9380, 64) == 938
+
+
+def test_resume_mid_epoch_equals_an_uninterrupted_run(tmp_path):
+    images, labels = _images()
+
+    def make():
+        return hw5.GAN(data_loader=gan_train.TensorBatches(images, labels, 16, seed=2), seed=4, verbose=False)
+
+    whole = make()
+    gan_train.train_until(whole, 8, workers=1)
+    part = make()
+    gan_train.train_until(part, 4, out_dir=str(tmp_path), report_every=4, workers=1)  # stops inside epoch 2
+    again = make()
+    gan_train.load_checkpoint(again, tmp_path / "checkpoint.pt")
+    assert (again.run.iteration, again.run.epoch, again.run.batch_index) == (4, 1, 1)
+    gan_train.train_until(again, 8, workers=1)
+    assert torch.equal(_params(again), _params(whole))
+    assert [r[:3] for r in again.run.history] == [r[:3] for r in whole.run.history]
+
+
+def _corrupt(state, key, value):
+    state = dict(state)
+    if "." in key:
+        outer, inner = key.split(".")
+        state[outer] = dict(state[outer], **{inner: value})
+    else:
+        state[key] = value
+    return state
+
+
+@pytest.mark.parametrize("key,value", [
+    ("fixed_z", torch.zeros(64, 128, dtype=torch.float64)),
+    ("fixed_z", torch.full((64, 128), float("nan"))),
+    ("config.seed", 2**64),
+    ("config.dataset", "imagenet"),
+    ("z_generator", torch.zeros(7, dtype=torch.uint8)),
+    ("D_optimizer", {"state": {0: {"step": torch.tensor(1.0), "exp_avg": torch.zeros(3),
+                                   "exp_avg_sq": torch.zeros(3)}}, "param_groups": [{"params": list(range(10))}]}),
+    ("history", [[1, 1, 1, 0.0, 0.5]]),
+    ("format", ["hw5-gan", 2]),
+])
+def test_damaged_checkpoints_get_one_line(tmp_path, key, value):
+    gan = hw5.GAN(data_loader=gan_train.TensorBatches(*_images(16), 16), seed=0, verbose=False)
+    good = gan_train.checkpoint_dict(gan)
+    gan_train.validate_checkpoint(good)  # the positive control
+    path = tmp_path / "checkpoint.pt"
+    torch.save(_corrupt(good, key, value), path)
+    with pytest.raises(gan_train.CheckpointError, match=f"checkpoint {path} is unreadable or not from this program"):
+        gan_train.read_checkpoint(path)
+
+
+def test_batch_index_beyond_the_epoch_is_refused(tmp_path):
+    gan = hw5.GAN(data_loader=gan_train.TensorBatches(*_images(16), 16), seed=0, verbose=False)
+    state = gan_train.checkpoint_dict(gan)
+    state.update(iteration=10**6, batch_index=10**6)
+    torch.save(state, tmp_path / "c.pt")
+    with pytest.raises(gan_train.CheckpointError, match="batch_index"):
+        gan_train.load_checkpoint(gan, tmp_path / "c.pt")
+
+
+def test_bf16_is_refused_without_native_support_and_fp16_without_cuda(monkeypatch):
+    cpu = torch.device("cpu")
+    assert gan_train.precision_support("fp32", cpu) is None
+    assert "needs a CUDA device" in gan_train.precision_support("fp16", cpu)
+    monkeypatch.setattr("builtins.open", lambda *a, **k: __import__("io").StringIO("flags : fpu avx2\n"))
+    assert "no native bfloat16" in gan_train.precision_support("bf16", cpu)
+    monkeypatch.undo()
+    monkeypatch.setattr("builtins.open", lambda *a, **k: __import__("io").StringIO("flags : avx512_bf16\n"))
+    assert gan_train.precision_support("bf16", cpu) is None
+
+
+def test_bf16_fast_step_trains_with_workers_in_autocast():
+    """The bf16 path (emulated here when the CPU lacks it) trains, and each worker enters autocast."""
+    gan = hw5.GAN(data_loader=gan_train.TensorBatches(*_images(32), 16), seed=0, verbose=False)
+    gan_train.run_state(gan).precision = "bf16"
+    seen = []
+    orig = gan_train.discriminator_fast
+
+    def spy(D, x):
+        seen.append(torch.is_autocast_enabled("cpu"))
+        return orig(D, x)
+    gan_train.discriminator_fast, saved = spy, gan_train.discriminator_fast
+    try:
+        gan_train.train_until(gan, 2, workers=2)
+    finally:
+        gan_train.discriminator_fast = saved
+    assert seen and all(seen) and all(torch.isfinite(torch.tensor(r[3:])).all() for r in gan.run.history)
+
+
+# ---------------------------------------------------------------------------------------- CLI
+def _cli(tmp_path, *flags):
+    return gan_train.main(["--device", "cpu", "--dataset", "mnist-5k", "--limit", "64", "--batch-size", "32",
+                           "--no-eval", "--data-root", str(tmp_path / "data"), "--out-dir", str(tmp_path / "o"),
+                           *flags])
+
+
+def test_cli_run_resume_conflicts_and_overwrite_keeps_user_files(tmp_path, capsys):
+    assert _cli(tmp_path, "--iterations", "3") == 0
+    out = tmp_path / "o"
+    assert {"checkpoint.pt", "history.csv", "final.png", "grid_000002.png", "grid_000003.png"} <= set(os.listdir(out))
+    with pytest.raises(SystemExit) as e:
+        _cli(tmp_path, "--iterations", "4")
+    assert e.value.code == 2 and "already holds a run" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        _cli(tmp_path, "--iterations", "4", "--resume", "--loss", "non-saturating")
+    assert "--loss non-saturating conflicts with the run" in capsys.readouterr().err
+    assert _cli(tmp_path, "--iterations", "4", "--resume") == 0
+    assert gan_train.read_checkpoint(out / "checkpoint.pt")["iteration"] == 4
+    (out / "grid_favourite.png").write_bytes(b"mine")
+    (out / "grid_keep.png").mkdir()
+    assert _cli(tmp_path, "--iterations", "1", "--overwrite") == 0
+    names = set(os.listdir(out))
+    assert {"grid_favourite.png", "grid_keep.png"} <= names and "grid_000003.png" not in names
+
+
+def test_cli_refuses_a_locked_out_dir_and_bad_flags(tmp_path, capsys):
+    (tmp_path / "o").mkdir()
+    lock = __import__("common").OutDirLock(str(tmp_path / "o"))
+    try:
+        with pytest.raises(SystemExit):
+            _cli(tmp_path, "--iterations", "1")
+        assert f"is in use by another run (PID {os.getpid()})" in capsys.readouterr().err
+    finally:
+        lock.close()
+    for flags, said in ((["--threads", "100000"], "--threads 100000 is more than"),
+                        (["--precision", "fp16"], "needs a CUDA device")):
+        with pytest.raises(SystemExit) as e:
+            _cli(tmp_path, *flags)
+        assert e.value.code == 2 and said in capsys.readouterr().err
+    help_text = gan_train.build_parser("hw5.py").format_help()
+    for flag in ("--epochs", "--iterations", "--seed", "--device", "--precision", "--resume", "--overwrite"):
+        assert flag in help_text
+    assert help_text.count("default") >= 12
+
+
+def test_sigterm_saves_and_resumes(tmp_path):
+    """A real SIGTERM during training: exit 143, a checkpoint that --resume continues."""
+    cmd = [sys.executable, os.path.join(ROOT, "hw5.py"), "--device", "cpu", "--dataset", "mnist-5k", "--limit", "64",
+           "--batch-size", "32", "--no-eval", "--threads", "1", "--iterations", "100000", "--data-root",
+           str(tmp_path / "data"), "--out-dir", str(tmp_path / "o")]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
+    for line in proc.stdout:
+        if line.startswith("budget:"):
+            break
+    import time
+    time.sleep(3)
+    proc.send_signal(signal.SIGTERM)
+    out = proc.communicate(timeout=60)[0]
+    assert proc.returncode == 143, out
+    assert "Traceback" not in out and "continue with --resume" in out
+    state = gan_train.read_checkpoint(tmp_path / "o" / "checkpoint.pt")
+    assert state["iteration"] >= 1

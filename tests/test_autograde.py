@@ -273,9 +273,9 @@ def test_point_table_sums_to_100_and_every_check_exists():
             assert k in ("import", "import_quiet") or k in autograde.CHECK_FUNCTIONS, k
 
 
-def test_readme_documents_the_point_table():
-    readme = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
-    section = readme[readme.index("## autograde.py"):]
+def test_docs_document_the_point_table():
+    page = open(os.path.join(ROOT, "docs", "autograder.md"), encoding="utf-8").read()
+    section = page[page.index("## Checks and points"):]
     for assignment, rows in autograde.POINTS.items():
         for key, points, _ in rows:
             assert f"| `{key}` | {points} |" in section, (assignment, key)

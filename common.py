@@ -414,6 +414,25 @@ class GracefulStop:
         return False
 
 
+def run_and_list(parser, job):
+    """Run ``job()`` (which returns the paths it wrote) for a command line, then print the time
+    taken and the paths. A failed write ends with its one line and status 1; a ``ValueError`` or
+    ``TypeError`` (flag values that clash) with its one line and status 2."""
+    import time
+
+    t0 = time.perf_counter()
+    try:
+        paths = job()
+    except WriteError as err:
+        fail(parser, str(err), status=1)
+    except (ValueError, TypeError) as err:
+        fail(parser, str(err))
+    print(f"done in {time.perf_counter() - t0:.1f} s; wrote:")
+    for path in paths:
+        print(f"  {path}")
+    return paths
+
+
 @contextlib.contextmanager
 def quiet_exit(prog):
     """Around a command line's ``main``: a closed pipe (``| head``) or Ctrl-C ends the program

@@ -690,17 +690,7 @@ def main(argv=None):
         common.check_out_dir(args.out_dir)
     except ValueError as err:
         common.fail(parser, str(err))
-    t0 = time.perf_counter()
-    try:
-        paths = run_fig9_10(args) if args.digits else run_bernoulli_demo(args)
-    except common.WriteError as err:
-        common.fail(parser, str(err), status=1)
-    except (ValueError, TypeError) as err:  # flag values that clash: a usage error
-        common.fail(parser, str(err))
-    print(f"done in {time.perf_counter() - t0:.1f} s; wrote:")
-    for path in paths:
-        print(f"  {path}")
-    return paths
+    return common.run_and_list(parser, lambda: run_fig9_10(args) if args.digits else run_bernoulli_demo(args))
 
 
 if __name__ == "__main__":

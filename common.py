@@ -179,6 +179,21 @@ def check_tensor(name, t, shape, min_n=1, finite=False, value_range=None):
     return t
 
 
+def available_memory():
+    """Bytes of memory available to this process (MemAvailable on Linux, else physical), or None."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
 # ============================================================================ output files
 def _reason(err):
     """The short reason of an ``OSError`` ("no space left on device", "permission denied")."""
@@ -370,13 +385,15 @@ class GracefulStop:
     """Within ``with``: Ctrl-C (SIGINT), SIGTERM or SIGHUP only *requests* a stop, so the
     running loop can finish its current step and save; ``requested`` is then true and
     ``exit_status`` is 128 + the signal number (130, 143, 129). A second SIGINT aborts
-    (raises ``KeyboardInterrupt``). ``event``, if given (a ``threading.Event``), is set too,
-    for worker threads. ``notice`` is written to stderr once. Only the main thread can install
+    (raises ``KeyboardInterrupt``) unless ``second_sigint_aborts`` is false (worker threads
+    running torch kernels must not be unwound under). ``event``, if given (a
+    ``threading.Event``), is set too, for worker threads. ``notice`` is written to stderr once,
+    after the signal's name ("Ctrl-C", "SIGTERM", "SIGHUP"). Only the main thread can install
     handlers; elsewhere, and for a signal someone made ignored, nothing changes.
     """
 
-    def __init__(self, notice=None, event=None):
-        self.notice, self.event = notice, event
+    def __init__(self, notice=None, event=None, second_sigint_aborts=True):
+        self.notice, self.event, self.second_sigint_aborts = notice, event, second_sigint_aborts
         self.signum = None
         self._old = {}
 
@@ -388,12 +405,17 @@ class GracefulStop:
     def exit_status(self):
         return 128 + (self.signum or signal.SIGINT)
 
+    @staticmethod
+    def name_of(signum):
+        """How a user names the signal: "Ctrl-C" for SIGINT, else e.g. "SIGTERM"."""
+        return "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+
     def _handler(self, signum, frame):
-        if self.signum is not None and signum == signal.SIGINT:
+        if self.signum is not None and signum == signal.SIGINT and self.second_sigint_aborts:
             raise KeyboardInterrupt
         if self.signum is None and self.notice:
             try:  # os.write, not print: the handler may interrupt a print (tqdm) in this thread
-                os.write(2, f"\n{signal.Signals(signum).name}: {self.notice}\n".encode())
+                os.write(2, f"\n{self.name_of(signum)}: {self.notice}\n".encode())
             except OSError:
                 pass
         self.signum = self.signum or signum

@@ -454,25 +454,10 @@ def _anneal_schedule(anneal, sigma, max_iter):
     return schedule
 
 
-def _available_bytes():
-    """Memory available to this process (MemAvailable on Linux, else physical), or None."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
 def _check_memory(N, n_matrices, what="N"):
     """Raise MemoryError (one line) before allocating ``n_matrices`` (N, N) float64 arrays
     that do not fit in the available memory."""
-    need, have = n_matrices * 8 * N * N, _available_bytes()
+    need, have = n_matrices * 8 * N * N, common.available_memory()
     if have is not None and need > have:
         n_max = int(math.isqrt(have // (8 * n_matrices)))
         raise MemoryError(f"{what}={N} needs about {need / 1e9:.3g} GB for {n_matrices} (N, N) "

@@ -28,7 +28,6 @@ import json
 import math
 import os
 import queue
-import signal
 import sys
 import threading
 import time
@@ -188,40 +187,6 @@ def _train_one(run, data, epochs, batch_size, stop, bars, bar):
     run.status = "complete"
 
 
-class _SigintStops:
-    """While active in the main thread, Ctrl-C (SIGINT) sets ``stop`` instead of raising
-    KeyboardInterrupt inside a worker's torch call: every run then ends after its current
-    mini-batch. (With worker threads, an exception unwinding the main thread while they run
-    torch kernels aborts the process with SIGABRT.) A handler someone else installed, or an
-    ignored SIGINT, is left alone."""
-
-    def __init__(self, stop):
-        self.stop = stop
-        self.previous = None
-
-    def _handler(self, signum, frame):
-        if not self.stop.is_set():
-            # os.write, not print: a handler may run while this thread is inside a print
-            # (tqdm), and re-entering the buffered stream raises RuntimeError
-            try:
-                os.write(2, b"\nCtrl-C: stopping after the current mini-batch; the epochs "
-                            b"done so far will be written, marked partial\n")
-            except OSError:
-                pass
-        self.stop.set()
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread() \
-                and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-            self.previous = signal.signal(signal.SIGINT, self._handler)
-        return self
-
-    def __exit__(self, *exc):
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
-        return False
-
-
 def train_runs(runs, X_train, y_train, X_test, y_test, epochs, batch_size=128, workers=1,
                progress=True, stop=None):
     """Train independent ``runs`` for ``epochs`` epochs each, recording errors and losses.
@@ -271,7 +236,9 @@ def train_runs(runs, X_train, y_train, X_test, y_test, epochs, batch_size=128, w
 
     workers = max(1, min(workers, len(runs)))
     threads = []
-    with _SigintStops(stop):
+    guard = common.GracefulStop("stopping after the current mini-batch; the epochs done so far will be "
+                                "written, marked partial", event=stop, second_sigint_aborts=False)
+    with guard:
         try:
             if workers == 1:
                 lane(0)
@@ -291,6 +258,9 @@ def train_runs(runs, X_train, y_train, X_test, y_test, epochs, batch_size=128, w
         if run.status == "pending" and stop.is_set():  # never started
             run.status = "interrupted"
             run.reason = "interrupted (Ctrl-C) before it started"
+        if run.status == "interrupted" and guard.requested:  # by a signal: name it
+            run.reason = run.reason.replace("Ctrl-C", guard.name_of(guard.signum))
+            run.exit_status = guard.exit_status
     if errors:
         raise errors[0]
     return runs
@@ -321,11 +291,11 @@ class _Bars:
 
 
 def exit_status(runs):
-    """The command's exit status: 130 if a run was interrupted (Ctrl-C), else 1 if a run
-    diverged, else 0."""
+    """The command's exit status: 128 + the signal's number if a run was interrupted (130 for
+    Ctrl-C, 143 for SIGTERM, 129 for SIGHUP), else 1 if a run diverged, else 0."""
     statuses = {run.status for run in runs}
     if "interrupted" in statuses:
-        return 130
+        return max(getattr(run, "exit_status", 130) for run in runs if run.status == "interrupted")
     return 1 if "diverged" in statuses else 0
 
 
@@ -558,6 +528,15 @@ def main(argv=None):
         common.check_out_dir(args.out_dir)
     except ValueError as err:
         common.fail(parser, str(err))
+    # ResNet(C) has 18C^2 + 25C + 10 float32 weights; with gradients and activations a run
+    # needs several times that: refuse widths whose weights alone fill a quarter of the memory
+    have = common.available_memory()
+    for C in sorted(set(args.channels)):
+        need = 4 * (18 * C * C + 25 * C + 10) * args.seeds
+        if have is not None and 4 * need > have:
+            common.fail(parser, f"--channels {C}: ResNet({C}) has {(18 * C * C + 25 * C + 10):,} weights, "
+                                f"{need / 1e9:.3g} GB for {args.seeds} seed(s), too much for the "
+                                f"{have / 1e9:.3g} GB of memory available")
     n_runs = len(set(args.channels)) * args.seeds
     workers = min(n_runs, args.workers or (min(2, os.cpu_count() or 1)
                                            if device.type == "cpu" else 1))
@@ -609,4 +588,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(exit_status(main()))
+    with common.quiet_exit("utils_train_script.py"):
+        sys.exit(exit_status(main()))

@@ -180,6 +180,19 @@ def test_input_dtype_must_match_parameters(dtype, fix_x, fix_model):
     assert ResNet(2).double()(torch.zeros(2, 1, 8, 8, dtype=torch.float64)).dtype == torch.float64
 
 
+def test_works_under_autocast_bf16():
+    """Under autocast the layers cast their inputs themselves: a bf16 input passes the dtype
+    check there (and the output equals the fp32 model's to bf16 accuracy), but not outside it."""
+    torch.manual_seed(0)
+    model, x = ResNet(4).eval(), torch.randn(3, 1, 8, 8)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(x.bfloat16())
+        assert Block(4)(torch.randn(2, 4, 4, 4).bfloat16()).shape == (2, 4, 4, 4)
+    assert out.shape == (3, 10) and torch.allclose(out.float(), model(x), atol=0.1)
+    with pytest.raises(TypeError, match="dtype must match"):
+        model(x.bfloat16())
+
+
 def test_wrong_input_rank_raises():
     model = ResNet(2)
     with pytest.raises(ValueError, match=r"\(N, 1, H, W\)"):

@@ -205,6 +205,7 @@ def test_summary_table_values():
     (["--seed", "1e20"], "argument --seed: expected an integer in 0..2**63-1, got '1e20'"),
     (["--seed", str(2**63)], f"argument --seed: expected an integer in 0..2**63-1, got {2**63}"),
     (["--seed", str(2**63 - 1), "--seeds", "2"], "--seed 9223372036854775807 with --seeds 2"),
+    (["--channels", "4", "100000"], "--channels 100000: ResNet(100000) has 180,002,500,010 weights"),
 ])
 def test_bad_arguments_exit_with_message(argv, message, capsys, monkeypatch):
     monkeypatch.setattr(uts, "load_digits_data", _must_not_load)
@@ -411,9 +412,11 @@ def test_sigint_in_process_stops_cleanly(digits_split, monkeypatch, workers):
     assert uts.exit_status(runs) == 130
 
 
-def test_ctrl_c_subprocess_two_workers_writes_partial_outputs(tmp_path, repo_root):
-    """Ctrl-C with 2 worker threads used to abort with SIGABRT (exit 134) and write nothing.
-    The real SIGINT is sent once a progress bar shows a completed epoch."""
+@pytest.mark.parametrize("sig, status, said", [(signal.SIGINT, 130, "Ctrl-C"), (signal.SIGTERM, 143, "SIGTERM")])
+def test_ctrl_c_subprocess_two_workers_writes_partial_outputs(tmp_path, repo_root, sig, status, said):
+    """Ctrl-C with 2 worker threads used to abort with SIGABRT (exit 134) and write nothing;
+    SIGTERM killed the sweep with nothing written. The real signal is sent once a progress bar
+    shows a completed epoch."""
     import re
     import threading
 
@@ -432,7 +435,7 @@ def test_ctrl_c_subprocess_two_workers_writes_partial_outputs(tmp_path, repo_roo
         while not re.search(rb"\| *[1-9][0-9]*/100000", b"".join(err_chunks)):
             assert proc.poll() is None and time.monotonic() < deadline, b"".join(err_chunks)
             time.sleep(0.05)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         printed = proc.stdout.read().decode()
         proc.wait(timeout=120)
         reader.join(timeout=10)
@@ -440,10 +443,10 @@ def test_ctrl_c_subprocess_two_workers_writes_partial_outputs(tmp_path, repo_roo
         if proc.poll() is None:
             proc.kill()
     err = b"".join(err_chunks).decode()
-    assert proc.returncode == 130, err
+    assert proc.returncode == status, err
     assert "Traceback" not in err and "terminate called" not in err
-    assert "Ctrl-C: stopping after the current mini-batch" in err
-    assert "PARTIAL RESULTS" in printed and "interrupted (Ctrl-C) after" in printed
+    assert f"{said}: stopping after the current mini-batch" in err
+    assert "PARTIAL RESULTS" in printed and f"interrupted ({said}) after" in printed
     rows = read_csv(out / "history.csv")
     assert rows and {r["status"] for r in rows} == {"interrupted"}
     for C in "12":

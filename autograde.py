@@ -4,17 +4,20 @@
     python autograde.py --gradescope-bundle hw5|hw2 OUT.zip
 
 SUBMISSION is a ``hw5.py``, a ``hw2_ResNet.py`` or a folder holding one or both; the file name
-says which assignment it is. Every check and its points are in ``POINTS`` below (the README
-shows the same table). The grader never trusts the submission: each assignment runs in its own
-subprocess (a fresh temporary working directory holding only a copy of the file, a wall-clock
-timeout, an address-space limit, a minimal environment, capped output, and a network/PID
-namespace when ``unshare`` can make one). The worker reports one JSON line per finished check
-through a pipe, so a hang, crash or exit mid-way keeps the results of the checks that ran; a
-crash inside a check zeroes that check and the worker is restarted for the rest.
+says which assignment it is. Each check is declared below with ``@check(assignment, key,
+points, description)``; ``POINTS`` lists them in grading order (docs/autograder.md shows the
+same table).
 
-The reference implementation is the ``hw5.py`` / ``hw2_ResNet.py`` next to this file; the worker
-imports it under a private module name, and the submission under another, so they never collide.
-This module imports no third-party package itself: only the worker imports torch.
+Trust boundary. This file is the trusted side: it never imports the submission. It holds the
+reference, draws every input and weight, computes every expected value itself and makes every
+comparison. The submission runs in ``autograde_worker.py`` (the untrusted side), in a separate
+process started from a scratch folder holding only the worker file and a copy of the
+submission; as root, that process runs as ``nobody`` in its own mount/PID/network namespaces,
+with the grader's folder hidden. The worker answers one request at a time with raw data
+(tensors as dtype + shape + bytes, layer traces, counts, exception texts), which this side
+parses against a strict schema: a malformed, extra or unexpected reply earns nothing. Each check
+has its own time limit; after a crash, timeout or memory-limit hit the worker is restarted (the
+submission re-imported) for the remaining checks.
 """
 
 from __future__ import annotations
@@ -23,12 +26,12 @@ import argparse
 import contextlib
 import copy
 import errno
-import io
 import itertools
 import json
 import math
 import os
 import re
+import secrets
 import selectors
 import shutil
 import signal
@@ -38,10 +41,12 @@ import sys
 import tempfile
 import time
 import traceback
-import warnings
 import zipfile
 
+import autograde_worker as W  # the trusted copy: its tracer and stand-in builder run on the reference
+
 HERE = os.path.dirname(os.path.abspath(__file__))
+WORKER_FILE = os.path.join(HERE, "autograde_worker.py")
 
 ASSIGNMENTS = {
     "hw5": {"file": "hw5.py", "number": 5, "title": "hw5 (GAN)"},
@@ -49,479 +54,184 @@ ASSIGNMENTS = {
 }
 FILE_TO_ASSIGNMENT = {v["file"]: k for k, v in ASSIGNMENTS.items()}
 
-# ------------------------------------------------------------------------------------------
-# THE POINT TABLE: (key, points, what the check verifies). One table, in grading order.
-# ------------------------------------------------------------------------------------------
-POINTS = {
-    "hw5": (
-        ("import", 4, "imports alone, without error, within the time limit"),
-        ("import_quiet", 2, "importing prints nothing, writes no file, opens no network connection"),
-        ("D_shape", 6, "Discriminator: output shape (N,) for N = 1, 7, 64 and values in (0, 1)"),
-        ("D_layers", 8, "Discriminator: the layers and hyperparameters of Table 1, in order"),
-        ("D_params", 4, "Discriminator: 97,281 parameters"),
-        ("D_function", 10, "Discriminator: with the reference's weights, D(x) equals the reference's (1e-5)"),
-        ("G_shape", 6, "Generator: output shape (N, 1, 32, 32) for N = 1, 7, 64 and values in (-1, 1)"),
-        ("G_layers", 8, "Generator: the layers and hyperparameters of Table 2, in order"),
-        ("G_params", 4, "Generator: 172,401 parameters"),
-        ("G_function", 10, "Generator: with the reference's weights, G(z) equals the reference's (1e-5)"),
-        ("V_value", 12, "calculate_V: equals mean log D(x) + mean log(1 - D(G(z))) (1e-5)"),
-        ("V_grads", 8, "calculate_V: its gradients wrt D's and G's parameters equal the reference's"),
-        ("D_optimizer", 4, "GAN().D_optimizer: Adam, lr 2e-4, over exactly D's parameters"),
-        ("G_optimizer", 4, "GAN().G_optimizer: Adam, lr 1e-3, over exactly G's parameters"),
-        ("train", 10, "GAN().train(1) on a tiny in-memory loader: runs, no download, updates D and G, finite weights"),
-    ),
-    "hw2": (
-        ("import", 4, "imports alone, without error, within the time limit"),
-        ("import_quiet", 2, "importing prints nothing, writes no file, opens no network connection"),
-        ("Block_shape", 6, "Block(C), C = 1, 4, 16: output shape equals the input shape"),
-        ("Block_no_bias", 6, "Block(C): its convolutions have no bias"),
-        ("Block_layers", 10, "Block(C): Conv3x3 -> BN -> ReLU -> Conv3x3 -> BN, then ReLU(x + f(x)), in order"),
-        ("Block_train", 12, "Block(C): with the reference's weights, output equals the reference's in train mode"),
-        ("Block_eval", 8, "Block(C): with the reference's weights and BN statistics, equal output in eval mode"),
-        ("ResNet_shape", 8, "ResNet(C), C = 1, 4, 16: output (N, 10) for 8x8 and 28x28 inputs"),
-        ("ResNet_no_bias", 4, "ResNet(C): its convolutions have no bias"),
-        ("ResNet_layers", 12, "ResNet(C): Conv(1, C, 3, stride 2, pad 1) -> BN -> ReLU -> MaxPool(2) -> Block -> "
-                              "AdaptiveAvgPool(1) -> Linear(C, 10)"),
-        ("ResNet_params", 8, "ResNet(C): 18C^2 + 25C + 10 parameters"),
-        ("ResNet_train", 12, "ResNet(C): with the reference's weights, output equals the reference's in train mode"),
-        ("ResNet_eval", 8, "ResNet(C): with the reference's weights and BN statistics, equal output in eval mode"),
-    ),
-}
-
-DEFAULT_TIMEOUT = 60.0  # seconds of wall-clock time per assignment (import + all checks)
+DEFAULT_TIMEOUT = 60.0  # seconds for importing the submission (each worker start)
 DEFAULT_MEMORY_MB = 4096  # RLIMIT_AS of the worker (torch itself needs ~2 GB of address space)
-CHECK_LIMIT_FRACTION = 0.25  # one check (other than the import) may use at most this share of --timeout ...
-CHECK_LIMIT_MIN = 5.0  # ... but never less than this many seconds (always bounded by what is left)
+CHECK_LIMIT_FRACTION = 0.25  # one check (other than the import) may use this share of --timeout ...
+CHECK_LIMIT_MIN = 5.0  # ... but never less than this many seconds; each check has its own limit
 FILE_SIZE_LIMIT = 64 * 2**20  # RLIMIT_FSIZE: no file the submission writes grows beyond 64 MB
 OUTPUT_CAP = 8192  # bytes of the submission's stdout/stderr kept per assignment (the rest is counted)
-MESSAGE_CAP = 1500  # characters of one check's message
+MESSAGE_CAP = W.MESSAGE_CAP  # characters of one check's message
 MAX_SOURCE_BYTES = 2 * 2**20  # a larger "source file" is not graded
+MAX_REPLY_BYTES = 64 * 2**20  # a longer reply line is a protocol violation
 EXIT_MISUSE = 2
 MAX_MEMORY_MB = 1 << 20  # 1 TB: larger values are a typo (and overflow RLIMIT_AS on some systems)
+WORKER_UID = 65534  # nobody: the worker's user when the grader runs as root
+
+# ------------------------------------------------------------------------------------------
+# THE POINT TABLE: filled by @check below, in grading order (import and import_quiet first).
+# ------------------------------------------------------------------------------------------
+_IMPORT_ROWS = (("import", 4, "imports alone, without error, within the time limit"),
+                ("import_quiet", 2, "importing prints nothing, writes no file, opens no network connection"))
+POINTS = {a: list(_IMPORT_ROWS) for a in ASSIGNMENTS}
+CHECK_FUNCTIONS = {}
+
+
+def check(assignment, key, points, description):
+    """Declare a check: ``fn(ctx)`` returns None or a message (full marks), raises CheckFail (0)."""
+
+    def register(fn):
+        assert key not in CHECK_FUNCTIONS and key not in ("import", "import_quiet"), key
+        POINTS[assignment].append((key, points, description))
+        CHECK_FUNCTIONS[key] = fn
+        return fn
+
+    return register
 
 
 def total_points(assignment):
     return sum(points for _, points, _ in POINTS[assignment])
 
 
-# ==========================================================================================
-# worker side: everything below up to "grader side" runs inside the sandboxed subprocess
-# (or in-process for the tests, see grade_in_process). torch is imported lazily here.
-# ==========================================================================================
 class CheckFail(Exception):
     """A check failed: the message says why; the check scores 0."""
 
 
-def _short(text, limit=MESSAGE_CAP):
-    text = str(text)
-    return text if len(text) <= limit else text[: limit - 20] + f" ... [{len(text) - limit + 20} more chars]"
+class WorkerLost(Exception):
+    """The worker died, overran the check's limit, or broke the protocol: the check scores 0
+    with this message and a new worker grades the remaining checks."""
 
 
-def _exc_message(exc, student_path, label):
-    """'TypeError: ... (your hw5.py, line 12: `...`)' for an exception raised by student code."""
-    if isinstance(exc, SyntaxError) and exc.filename and os.path.abspath(exc.filename) == student_path:
-        line = (exc.text or "").strip()
-        return f"SyntaxError in your {label}, line {exc.lineno}: {exc.msg}" + (f": `{line}`" if line else "")
-    if isinstance(exc, SystemExit):
-        return f"your code called sys.exit({exc.code!r})"
-    if isinstance(exc, KeyboardInterrupt):
-        return "your code raised KeyboardInterrupt"
-    if not isinstance(exc, Exception) and type(exc).__module__ != "builtins":
-        return (f"your code raised {type(exc).__name__} (a BaseException subclass, not an Exception)"
-                + (f": {_short(str(exc), 300)}" if str(exc) else ""))
-    where = ""
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if os.path.abspath(f.filename) == student_path]
-    if frames:
-        f = frames[-1]
-        where = f" (your {label}, line {f.lineno}" + (f": `{f.line.strip()}`)" if f.line else ")")
-    text = str(exc).strip().splitlines()
-    text = text[0] if len(text) == 1 else " ".join(t.strip() for t in text[:3])
-    return f"{type(exc).__name__}{': ' + _short(text, 400) if text else ''}{where}"
+_short = W.short
 
 
-class _CappedText(io.TextIOBase):
-    """A text stream that keeps the first ``limit`` characters and counts the rest."""
+# ---------------------------------------------------------------------- reply schemas
+class _Value:
+    """A value the student's code returned: kind "tensor" (t), "number" (x) or "type" (name)."""
 
-    def __init__(self, limit=4000):
-        super().__init__()
-        self.limit = limit
-        self.kept = []
-        self.size = 0
-        self.total = 0
+    def __init__(self, kind, payload):
+        self.kind, self.payload = kind, payload
 
-    def write(self, s):
-        s = str(s)
-        self.total += len(s)
-        if self.size < self.limit:
-            part = s[: self.limit - self.size]
-            self.kept.append(part)
-            self.size += len(part)
-        return len(s)
+    def tensor(self):
+        return self.payload if self.kind == "tensor" else None
 
-    def writelines(self, lines):
-        for line in lines:
-            self.write(line)
-
-    def flush(self):
-        pass
-
-    def isatty(self):
-        return False
-
-    def writable(self):
-        return True
-
-    @property
-    def encoding(self):
-        return "utf-8"
-
-    def text(self):
-        return "".join(self.kept)
+    def describe(self):
+        return {"tensor": "a tensor", "number": "a number"}.get(self.kind, str(self.payload))
 
 
-def _snapshot(dirs):
-    """{path: (size, mtime_ns)} of every entry below the given folders (symlinks not followed)."""
-    seen = {}
-    for root in dirs:
-        if not os.path.isdir(root):
-            continue
-        for folder, subdirs, files in os.walk(root):
-            for name in subdirs + files:
-                p = os.path.join(folder, name)
-                try:
-                    st = os.lstat(p)
-                except OSError:
-                    continue
-                seen[p] = (st.st_size if not stat.S_ISDIR(st.st_mode) else -1, st.st_mtime_ns)
-            if len(seen) > 10000:
-                break
-    return seen
+TENSOR, VALUE, OP = "tensor", "value", "op"
 
 
-_NETWORK_LOG = []  # one line per blocked network attempt
+def _opt(schema):
+    return ("optional", schema)
 
 
-def _install_network_block():
-    """Make every socket connect/DNS lookup fail (and record it). Returns an undo function."""
-    import socket
-
-    originals = []
-
-    def patch(obj, name, what):
-        original = getattr(obj, name, None)
-        if original is None:
-            return
-        originals.append((obj, name, original))
-
-        def blocked(*args, **kwargs):
-            target = args[1] if what == "method" and len(args) > 1 else (args[0] if args else kwargs)
-            _NETWORK_LOG.append(f"{name}({target!r})")
-            raise PermissionError(errno.EACCES, "network access is blocked by the autograder")
-
-        setattr(obj, name, blocked)
-
-    for name in ("connect", "connect_ex", "sendto", "sendmsg"):
-        patch(socket.socket, name, "method")
-    for name in ("create_connection", "getaddrinfo", "gethostbyname", "gethostbyname_ex", "gethostbyaddr"):
-        patch(socket, name, "function")
-
-    def undo():
-        for obj, name, original in reversed(originals):
-            setattr(obj, name, original)
-
-    return undo
+SCHEMAS = {
+    "import": {"ok": bool, "error": str, "network": [str]},
+    "forward": {"outputs": [VALUE]},
+    "trace": {"ops": [OP], "error": str, "params": int, "conv_bias": [str]},
+    "function": {"outputs": [VALUE]},
+    "V": {"value": VALUE, "requires_grad": bool, "grads_D": _opt([VALUE]), "grads_G": _opt([VALUE])},
+    "optimizer": {"has_model": bool, "has_optimizer": bool, "type": str, "is_adam": bool, "lrs": [float],
+                  "params": [str]},
+    "train": {"error": str, "network": [str], "lrs": [float], "same_nets": bool, "D": [TENSOR], "G": [TENSOR],
+              "reals": [TENSOR], "zs": [TENSOR], "n_z": int},
+}
+_MAX_LIST = 5000
+_MAX_STR = 20000
 
 
-def _load_module(name, path):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        sys.modules.pop(name, None)
-        raise
-    return module
-
-
-@contextlib.contextmanager
-def _patched(obj, **attrs):
-    """Temporarily set attributes (restoring, or deleting those that did not exist)."""
-    missing = object()
-    old = {k: getattr(obj, k, missing) for k in attrs}
-    for k, v in attrs.items():
-        setattr(obj, k, v)
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is missing:
-                try:
-                    delattr(obj, k)
-                except AttributeError:
-                    pass
-            else:
-                setattr(obj, k, v)
-
-
-# ---------------------------------------------------------------------- execution tracing
-def _arg(args, kwargs, i, key, default=None):
-    if len(args) > i:
-        return args[i]
-    return kwargs.get(key, default)
-
-
-def _norm(v):
-    """int/tuple/list -> int when all entries are equal (3 == (3, 3)), else a tuple."""
-    if isinstance(v, (tuple, list)):
-        v = tuple(int(x) for x in v)
-        return v[0] if v and len(set(v)) == 1 else v
-    if hasattr(v, "item"):
-        v = v.item()
-    return v
-
-
-def _conv_padding(padding, kernel, dilation):
-    if padding == "valid":
-        return 0
-    if padding == "same":
-        k = kernel if isinstance(kernel, int) else kernel[0]
-        d = dilation if isinstance(dilation, int) else dilation[0]
-        return d * (k - 1) // 2
-    return _norm(padding)
+def _parse(obj, schema, where="reply"):
+    """``obj`` checked against ``schema`` (tensors decoded, values wrapped); ValueError if not."""
+    if schema is bool:
+        if type(obj) is not bool:
+            raise ValueError(f"{where}: expected a boolean")
+        return obj
+    if schema is int:
+        if type(obj) is not int:
+            raise ValueError(f"{where}: expected an integer")
+        return obj
+    if schema is float:
+        if type(obj) not in (int, float) or not math.isfinite(obj):
+            raise ValueError(f"{where}: expected a finite number")
+        return float(obj)
+    if schema is str:
+        if type(obj) is not str or len(obj) > _MAX_STR:
+            raise ValueError(f"{where}: expected a string")
+        return obj
+    if schema == TENSOR:
+        return W.decode_tensor(obj)
+    if schema == VALUE:
+        if not isinstance(obj, dict) or len(obj) != 1:
+            raise ValueError(f"{where}: expected a value")
+        (kind, payload), = obj.items()
+        if kind == "tensor":
+            return _Value("tensor", W.decode_tensor(payload))
+        if kind == "number" and type(payload) in (int, float):
+            return _Value("number", float(payload))
+        if kind == "type" and type(payload) is str and len(payload) < 200:
+            return _Value("type", payload)
+        raise ValueError(f"{where}: expected a value")
+    if schema == OP:
+        if not isinstance(obj, dict) or type(obj.get("type")) is not str or len(obj) > 12:
+            raise ValueError(f"{where}: expected a layer description")
+        for k, v in obj.items():
+            ok = (type(v) in (int, float, bool, str) or v is None
+                  or (type(v) is list and len(v) <= 4 and all(type(x) is int for x in v)))
+            if type(k) is not str or not ok or (type(v) is str and len(v) > 100):
+                raise ValueError(f"{where}: expected a layer description")
+        return obj
+    if isinstance(schema, tuple) and schema[0] == "optional":
+        return None if obj is None else _parse(obj, schema[1], where)
+    if isinstance(schema, list):
+        if type(obj) is not list or len(obj) > _MAX_LIST:
+            raise ValueError(f"{where}: expected a list")
+        return [_parse(x, schema[0], f"{where}[{i}]") for i, x in enumerate(obj)]
+    if isinstance(schema, dict):
+        if not isinstance(obj, dict) or set(obj) != set(schema):
+            raise ValueError(f"{where}: expected exactly the fields {sorted(schema)}")
+        return {k: _parse(obj[k], s, f"{where}.{k}") for k, s in schema.items()}
+    raise TypeError(schema)
 
 
-def _describe_op(name, args, kwargs):
-    """A dict describing one layer-like torch call (None for everything else)."""
-    import torch
-
-    if name in ("conv2d", "conv_transpose2d"):
-        w = _arg(args, kwargs, 1, "weight")
-        b = _arg(args, kwargs, 2, "bias")
-        if not isinstance(w, torch.Tensor) or w.dim() != 4:
-            return None
-        stride = _norm(_arg(args, kwargs, 3, "stride", 1))
-        if name == "conv2d":
-            dilation = _norm(_arg(args, kwargs, 5, "dilation", 1))
-            groups = int(_arg(args, kwargs, 6, "groups", 1))
-            cin, cout = w.shape[1] * groups, w.shape[0]
-        else:
-            dilation = _norm(_arg(args, kwargs, 7, "dilation", 1))
-            groups = int(_arg(args, kwargs, 6, "groups", 1))
-            cin, cout = w.shape[0], w.shape[1] * groups
-        kernel = _norm(tuple(w.shape[2:]))
-        padding = _conv_padding(_arg(args, kwargs, 4, "padding", 0), kernel, dilation)
-        return {"type": "Conv2d" if name == "conv2d" else "ConvTranspose2d", "in": int(cin), "out": int(cout),
-                "kernel": kernel, "stride": stride, "padding": padding, "dilation": dilation, "groups": groups,
-                "bias": b is not None}
-    if name == "linear":
-        w = _arg(args, kwargs, 1, "weight")
-        b = _arg(args, kwargs, 2, "bias")
-        if not isinstance(w, torch.Tensor) or w.dim() != 2:
-            return None
-        return {"type": "Linear", "in": int(w.shape[1]), "out": int(w.shape[0]), "bias": b is not None}
-    if name in ("leaky_relu", "leaky_relu_"):
-        return {"type": "LeakyReLU", "slope": float(_arg(args, kwargs, 1, "negative_slope", 0.01))}
-    if name in ("relu", "relu_"):
-        return {"type": "ReLU"}
-    if name in ("max_pool2d", "max_pool2d_with_indices", "avg_pool2d"):
-        k = _norm(_arg(args, kwargs, 1, "kernel_size"))
-        s = _arg(args, kwargs, 2, "stride", None)
-        s = k if s is None or (isinstance(s, (tuple, list)) and len(s) == 0) else _norm(s)
-        p = _norm(_arg(args, kwargs, 3, "padding", 0))
-        return {"type": "MaxPool2d" if name != "avg_pool2d" else "AvgPool2d", "kernel": k, "stride": s, "padding": p}
-    if name == "adaptive_avg_pool2d":
-        return {"type": "AdaptiveAvgPool2d", "size": _norm(_arg(args, kwargs, 1, "output_size"))}
-    if name == "mean":
-        x = args[0] if args else None
-        dims = _arg(args, kwargs, 1, "dim", None)
-        if isinstance(x, torch.Tensor) and x.dim() == 4 and isinstance(dims, (tuple, list)):
-            if sorted(int(d) % 4 for d in dims) == [2, 3]:
-                return {"type": "AdaptiveAvgPool2d", "size": 1}
-        return None
-    if name == "batch_norm":
-        x = args[0] if args else None
-        w = _arg(args, kwargs, 3, "weight")
-        rm = _arg(args, kwargs, 1, "running_mean")
-        ref = w if isinstance(w, torch.Tensor) else rm if isinstance(rm, torch.Tensor) else None
-        c = int(ref.shape[0]) if ref is not None else (int(x.shape[1]) if isinstance(x, torch.Tensor) else None)
-        return {"type": "BatchNorm2d", "features": c}
-    if name in ("sigmoid", "sigmoid_"):
-        return {"type": "Sigmoid"}
-    if name in ("tanh", "tanh_"):
-        return {"type": "Tanh"}
-    if name in ("dropout", "dropout2d", "feature_dropout", "alpha_dropout", "dropout_"):
-        return {"type": "Dropout"}
-    if name in ("softmax", "log_softmax", "elu", "selu", "gelu", "silu", "softplus", "hardtanh", "relu6",
-                "prelu", "layer_norm", "group_norm", "instance_norm", "interpolate", "upsample", "celu",
-                "hardswish", "mish", "logsigmoid", "softsign", "tanhshrink", "threshold"):
-        return {"type": name}
-    return None
+def parse_reply(op, line, nonce):
+    """The parsed data of one reply line to request ``nonce`` (op ``op``); ValueError if malformed.
+    A {"fail": message} reply parses to {"fail": message}."""
+    if len(line) > MAX_REPLY_BYTES:
+        raise ValueError("reply too long")
+    env = json.loads(line)
+    if not isinstance(env, dict) or set(env) != {"id", "data"} or env["id"] != nonce:
+        raise ValueError("a reply that does not answer the pending request")
+    data = env["data"]
+    if isinstance(data, dict) and set(data) == {"fail"}:
+        return {"fail": _parse(data["fail"], str, "fail")}
+    return _parse(data, SCHEMAS[op])
 
 
-def _fmt_op(op):
-    t = op["type"]
-    if t in ("Conv2d", "ConvTranspose2d"):
-        extra = ""
-        if op.get("dilation", 1) != 1:
-            extra += f", dilation {op['dilation']}"
-        if op.get("groups", 1) != 1:
-            extra += f", groups {op['groups']}"
-        return (f"{t}({op['in']}->{op['out']}, kernel {op['kernel']}, stride {op['stride']}, "
-                f"padding {op['padding']}{extra}{', bias' if op.get('bias') else ', no bias'})")
-    if t == "Linear":
-        return f"Linear({op['in']}->{op['out']}{', bias' if op.get('bias') else ', no bias'})"
-    if t == "LeakyReLU":
-        return f"LeakyReLU(slope {op['slope']:g})"
-    if t in ("MaxPool2d", "AvgPool2d"):
-        return f"{t}(kernel {op['kernel']}, stride {op['stride']}, padding {op['padding']})"
-    if t == "AdaptiveAvgPool2d":
-        return f"AdaptiveAvgPool2d({op['size']})"
-    if t == "BatchNorm2d":
-        return f"BatchNorm2d({op['features']})"
-    return t
+# ---------------------------------------------------------------------- the trusted context
+class _Ctx:
+    """What a check needs: the reference module, the channel to the worker, and helpers."""
+
+    def __init__(self, assignment, reference, channel, label):
+        self.assignment = assignment
+        self.ref = reference
+        self.channel = channel
+        self.label = label
+        self.deadline = None  # set per check by the grader
+
+    def ask(self, op, **fields):
+        """Send one request; returns the parsed reply (CheckFail for a {"fail"} reply)."""
+        data = self.channel.ask(op, fields, self.deadline)
+        if "fail" in data:
+            raise CheckFail(data["fail"])
+        return data
 
 
-def _same_op(a, b, ignore=()):
-    if a["type"] != b["type"]:
-        return False
-    for k in set(a) | set(b):
-        if k in ignore or k == "type":
-            continue
-        x, y = a.get(k), b.get(k)
-        if isinstance(x, float) or isinstance(y, float):
-            if x is None or y is None or not math.isclose(float(x), float(y), rel_tol=1e-9, abs_tol=1e-12):
-                return False
-        elif x != y:
-            return False
-    return True
+def _enc(t):
+    return W.encode_tensor(t)
 
 
-def _trace(model, inp):
-    """Run ``model(inp)`` recording every layer-like torch call in execution order.
-
-    Returns (ops, used, out, error): the op dicts, the names of the model's parameters and
-    buffers in order of first use by such a call, the output (None on error) and the
-    exception the forward raised (None if none). Functional calls (F.relu, torch.sigmoid, ...)
-    count like modules: what matters is what runs, not how the module tree is organised.
-    """
-    import torch
-    from torch.overrides import TorchFunctionMode
-
-    tensors = {}
-    for name, t in itertools.chain(model.named_parameters(), model.named_buffers()):
-        tensors.setdefault(id(t), name)
-    ops, used, seen = [], [], set()
-
-    def note(value):
-        if isinstance(value, torch.Tensor):
-            name = tensors.get(id(value))
-            if name is not None and name not in seen:
-                seen.add(name)
-                used.append(name)
-        elif isinstance(value, (list, tuple)):
-            for v in value:
-                note(v)
-
-    class Recorder(TorchFunctionMode):
-        def __torch_function__(self, func, types, args=(), kwargs=None):
-            kwargs = kwargs or {}
-            op = None
-            try:
-                op = _describe_op(getattr(func, "__name__", ""), args, kwargs)
-            except Exception:  # noqa: BLE001 - odd arguments: just do not record this call
-                op = None
-            if op is not None:
-                ops.append(op)
-                for v in itertools.chain(args, kwargs.values()):
-                    note(v)
-            return func(*args, **kwargs)
-
-    out, error = None, None
-    try:
-        with Recorder():
-            out = model(inp)
-    except Exception as exc:  # noqa: BLE001 - reported by the caller
-        error = exc
-    return ops, used, out, error
-
-
-def _compare_layers(ops, expected, what, ignore=(), error=None, ctx=None):
-    """CheckFail naming the first difference between executed and expected layers."""
-    got = [op for op in ops]
-    for i, want in enumerate(expected):
-        if i >= len(got):
-            if error is not None:
-                raise CheckFail(f"{what}: the forward pass raised {ctx.exc(error)} after layer {i} "
-                                f"({_fmt_op(got[-1]) if got else 'none'}); layer {i + 1} should be {_fmt_op(want)}")
-            raise CheckFail(f"{what}: {len(got)} layers ran, expected {len(expected)}; layer {i + 1} "
-                            f"({_fmt_op(want)}) is missing")
-        if not _same_op(got[i], want, ignore):
-            raise CheckFail(f"{what}: layer {i + 1} is {_fmt_op(got[i])}, expected {_fmt_op(want)}")
-    if len(got) > len(expected):
-        extra = ", ".join(_fmt_op(op) for op in got[len(expected):][:3])
-        raise CheckFail(f"{what}: {len(got)} layers ran, expected {len(expected)}; extra after the last one: {extra}")
-    if error is not None:
-        raise CheckFail(f"{what}: the forward pass raised {ctx.exc(error)}")
-
-
-def _copy_weights(src, dst, src_used, dst_used, what):
-    """Copy src's parameters (and BatchNorm buffers) into dst, matched by shape and by order of
-    first use in the forward pass (registration order for unused ones)."""
-    import collections
-
-    import torch
-
-    def groups(model, used, kind):
-        named = dict(model.named_parameters()) if kind == "param" else dict(model.named_buffers())
-        order = [n for n in used if n in named] + [n for n in named if n not in used]
-        g = collections.OrderedDict()
-        for n in order:
-            t = named[n]
-            g.setdefault((tuple(t.shape), t.dtype.is_floating_point), []).append(t)
-        return g
-
-    sp, dp = groups(src, src_used, "param"), groups(dst, dst_used, "param")
-    if {k: len(v) for k, v in sp.items()} != {k: len(v) for k, v in dp.items()}:
-        want = collections.Counter({k[0]: len(v) for k, v in sp.items()})
-        have = collections.Counter({k[0]: len(v) for k, v in dp.items()})
-        extra, missing = have - want, want - have
-        parts = []
-        if extra:
-            parts.append("yours has extra " + ", ".join(f"{n} x {s}" for s, n in list(extra.items())[:4]))
-        if missing:
-            parts.append("yours lacks " + ", ".join(f"{n} x {s}" for s, n in list(missing.items())[:4]))
-        raise CheckFail(f"cannot load the reference weights into your {what}: its parameter shapes differ "
-                        f"from the reference's ({'; '.join(parts)})")
-    with torch.no_grad():
-        for key, tensors in sp.items():
-            for s, d in zip(tensors, dp[key]):
-                d.copy_(s)
-        sb, db = groups(src, src_used, "buffer"), groups(dst, dst_used, "buffer")
-        for key, tensors in sb.items():
-            for s, d in zip(tensors, db.get(key, [])):
-                d.copy_(s)
-
-
-def _compare_outputs(got, want, what, tol=1e-5):
-    import torch
-
-    if not isinstance(got, torch.Tensor):
-        raise CheckFail(f"{what} returned {type(got).__name__}, not a tensor")
-    if got.numel() != want.numel():
-        raise CheckFail(f"{what} has shape {tuple(got.shape)}, the reference's has {tuple(want.shape)}")
-    g, w = got.detach().double().reshape(-1), want.detach().double().reshape(-1)
-    if not torch.isfinite(g).all():
-        raise CheckFail(f"{what} contains NaN or inf")
-    err = (g - w).abs().max().item()
-    scale = max(1.0, w.abs().max().item())
-    if err > tol * scale:
-        raise CheckFail(f"{what} differs from the reference's by up to {err:.3g} (tolerance {tol:g}) although "
-                        f"both use the same weights: check the order of layers, the activations and forward()")
+def _encs(tensors):
+    return [W.encode_tensor(t) for t in tensors]
 
 
 def _rand(*shape, seed=0, kind="normal"):
@@ -533,37 +243,114 @@ def _rand(*shape, seed=0, kind="normal"):
     return torch.rand(*shape, generator=g) * 2 - 1  # uniform in [-1, 1): image-like
 
 
-class _Ctx:
-    """What a check needs: the student's module, the reference module, and helpers."""
+def _fmt_op(op):
+    t = op["type"]
 
-    def __init__(self, assignment, student, reference, student_path, label):
-        self.assignment = assignment
-        self.mod = student
-        self.ref = reference
-        self.path = student_path
-        self.label = label
+    def f(v):
+        return tuple(v) if isinstance(v, list) else v
 
-    def exc(self, e):
-        return _exc_message(e, self.path, self.label)
+    if t in ("Conv2d", "ConvTranspose2d"):
+        extra = ""
+        if op.get("dilation", 1) != 1:
+            extra += f", dilation {f(op['dilation'])}"
+        if op.get("groups", 1) != 1:
+            extra += f", groups {op['groups']}"
+        return (f"{t}({op.get('in')}->{op.get('out')}, kernel {f(op.get('kernel'))}, stride {f(op.get('stride'))}, "
+                f"padding {f(op.get('padding'))}{extra}{', bias' if op.get('bias') else ', no bias'})")
+    if t == "Linear":
+        return f"Linear({op.get('in')}->{op.get('out')}{', bias' if op.get('bias') else ', no bias'})"
+    if t == "LeakyReLU":
+        slope = op.get("slope")
+        return f"LeakyReLU(slope {slope:g})" if isinstance(slope, (int, float)) else "LeakyReLU"
+    if t in ("MaxPool2d", "AvgPool2d"):
+        return f"{t}(kernel {f(op.get('kernel'))}, stride {f(op.get('stride'))}, padding {f(op.get('padding'))})"
+    if t == "AdaptiveAvgPool2d":
+        return f"AdaptiveAvgPool2d({f(op.get('size'))})"
+    if t == "BatchNorm2d":
+        return f"BatchNorm2d({op.get('features')})"
+    return t[:40]
 
-    def need(self, name):
-        obj = getattr(self.mod, name, None)
-        if obj is None:
-            raise CheckFail(f"your {self.label} defines no {name}")
-        return obj
 
-    def build(self, name, *args):
-        cls = self.need(name)
-        try:
-            return cls(*args)
-        except Exception as e:  # noqa: BLE001
-            raise CheckFail(f"{name}({', '.join(map(repr, args))}) raised {self.exc(e)}") from None
+def _same_op(a, b, ignore=()):
+    if a["type"] != b["type"]:
+        return False
+    for k in set(a) | set(b):
+        if k in ignore or k == "type":
+            continue
+        x, y = a.get(k), b.get(k)
+        if isinstance(x, float) or isinstance(y, float):
+            if not isinstance(x, (int, float)) or not isinstance(y, (int, float)) or not math.isclose(
+                    float(x), float(y), rel_tol=1e-9, abs_tol=1e-12):
+                return False
+        elif x != y:
+            return False
+    return True
 
-    def call(self, what, fn, *args):
-        try:
-            return fn(*args)
-        except Exception as e:  # noqa: BLE001
-            raise CheckFail(f"{what} raised {self.exc(e)}") from None
+
+def _compare_layers(ops, expected, what, ignore=(), error=""):
+    """CheckFail naming the first difference between executed and expected layers."""
+    got = list(ops)
+    for i, want in enumerate(expected):
+        if i >= len(got):
+            if error:
+                raise CheckFail(f"{what}: the forward pass raised {error} after layer {i} "
+                                f"({_fmt_op(got[-1]) if got else 'none'}); layer {i + 1} should be {_fmt_op(want)}")
+            raise CheckFail(f"{what}: {len(got)} layers ran, expected {len(expected)}; layer {i + 1} "
+                            f"({_fmt_op(want)}) is missing")
+        if not _same_op(got[i], want, ignore):
+            raise CheckFail(f"{what}: layer {i + 1} is {_fmt_op(got[i])}, expected {_fmt_op(want)}")
+    if len(got) > len(expected):
+        extra = ", ".join(_fmt_op(op) for op in got[len(expected):][:3])
+        raise CheckFail(f"{what}: {len(got)} layers ran, expected {len(expected)}; extra after the last one: {extra}")
+    if error:
+        raise CheckFail(f"{what}: the forward pass raised {error}")
+
+
+def _compare_outputs(got, want, what, tol=1e-5):
+    """``got`` (a _Value from the worker) against the reference's tensor ``want``."""
+    import torch
+
+    t = got.tensor() if isinstance(got, _Value) else None
+    if t is None:
+        raise CheckFail(f"{what} returned {got.describe() if isinstance(got, _Value) else 'nothing'}, not a tensor")
+    if t.numel() != want.numel():
+        raise CheckFail(f"{what} has shape {tuple(t.shape)}, the reference's has {tuple(want.shape)}")
+    g, w = t.double().reshape(-1), want.detach().double().reshape(-1)
+    if not torch.isfinite(g).all():
+        raise CheckFail(f"{what} contains NaN or inf")
+    err = (g - w).abs().max().item()
+    scale = max(1.0, w.abs().max().item())
+    if err > tol * scale:
+        raise CheckFail(f"{what} differs from the reference's by up to {err:.3g} (tolerance {tol:g}) although "
+                        f"both use the same weights: check the order of layers, the activations and forward()")
+
+
+def _outputs(reply, n):
+    outs = reply["outputs"]
+    if len(outs) != n:
+        raise WorkerLost(f"the grader received {len(outs)} outputs where it asked for {n} (a forged or "
+                         f"damaged reply)")
+    return outs
+
+
+def _weights_in_use_order(model, probe):
+    """The reference's parameters and buffers in order of first use (its forward on ``probe``)."""
+    model.eval()
+    _, used, _, error = W.trace(model, probe)
+    if error is not None:
+        raise RuntimeError(f"the reference failed on the probe: {error}")
+    return W.ordered_tensors(model, used, "param"), W.ordered_tensors(model, used, "buffer")
+
+
+_REFERENCES = {}
+
+
+def _load_reference(assignment, path):
+    """The reference module (imported once per path, in the trusted process)."""
+    key = os.path.abspath(path)
+    if key not in _REFERENCES:
+        _REFERENCES[key] = W.load_module(f"_autograde_reference_{assignment}_{len(_REFERENCES)}", key)
+    return _REFERENCES[key]
 
 
 # ---------------------------------------------------------------------------- hw5 checks
@@ -594,6 +381,14 @@ TABLE2 = [
     _conv(16, 1, 4, 2, 1, kind="ConvTranspose2d"), {"type": "Tanh"},
 ]
 D_PARAMS, G_PARAMS = 97_281, 172_401
+# the stand-ins sent to the worker for the GAN checks (after the D and G checks are over): the
+# tables as data, so a mistake in D or G costs only the D/G checks
+STANDIN = {
+    "Discriminator": {"args": [], "layers": TABLE1[:12] + [{"type": "View", "shape": [-1, 128]}] + TABLE1[12:]
+                      + [{"type": "View", "shape": [-1]}]},
+    "Generator": {"args": [], "layers": [{"type": "View", "shape": [-1, 128, 1, 1]}] + TABLE2},
+}
+V_TERMS = [["id", "x"], ["one_minus", "Gz"]]  # V = mean log D(x) + mean log(1 - D(G(z)))
 NET = {
     "D": {"cls": "Discriminator", "table": TABLE1, "params": D_PARAMS, "range": (0.0, 1.0), "squash": "Sigmoid",
           "inp": lambda n, seed: _rand(n, 1, 32, 32, seed=seed, kind="uniform"), "out": lambda n: (n,),
@@ -604,53 +399,51 @@ NET = {
 }
 
 
+def _standin(name, seed):
+    import torch
+
+    torch.manual_seed(seed)
+    return W.standin_class(name, STANDIN[name])()
+
+
 def _check_net_shape(c, which):
     import torch
 
     spec = NET[which]
     lo, hi = spec["range"]
-    torch.manual_seed(11)
-    net = c.build(spec["cls"])
-    for n in (1, 7, 64):
-        x = spec["inp"](n, n)
-        with torch.no_grad():
-            out = c.call(f"{which}({spec['inname']}) for {spec['inname']} of shape {tuple(x.shape)}", net, x)
-        if not isinstance(out, torch.Tensor):
-            raise CheckFail(f"{which}({spec['inname']}) returned {type(out).__name__}, not a tensor")
+    inputs = [spec["inp"](n, n) for n in (1, 7, 64)]
+    big = spec["inp"](7, 13)
+    steps = [{"input": _enc(x)} for x in inputs] + [{"perturb": 12, "scale": 0.5}, {"input": _enc(big)}]
+    what = f"{which}({spec['inname']})"
+    outs = _outputs(c.ask("forward", cls=spec["cls"], args=[], seed=11, what=what, steps=steps), 4)
+    for x, got in zip(inputs, outs):
+        n = x.shape[0]
+        out = got.tensor()
+        if out is None:
+            raise CheckFail(f"{what} returned {got.describe()}, not a tensor")
         if tuple(out.shape) != spec["out"](n):
-            raise CheckFail(f"{which}({spec['inname']}) for {spec['inname']} of shape {tuple(x.shape)} has shape "
+            raise CheckFail(f"{what} for {spec['inname']} of shape {tuple(x.shape)} has shape "
                             f"{tuple(out.shape)}, expected {spec['out'](n)}")
         if not torch.isfinite(out).all():
-            raise CheckFail(f"{which}({spec['inname']}) contains NaN or inf")
+            raise CheckFail(f"{what} contains NaN or inf")
         if not ((out > lo) & (out < hi)).all():
-            raise CheckFail(f"{which}({spec['inname']}) must lie in ({lo:g}, {hi:g}); found values from "
+            raise CheckFail(f"{what} must lie in ({lo:g}, {hi:g}); found values from "
                             f"{out.min().item():.4g} to {out.max().item():.4g}")
-    # larger random weights: a missing squashing layer shows up even if the default init hides it
-    with torch.no_grad():
-        g = torch.Generator().manual_seed(12)
-        for p in net.parameters():
-            p.copy_(torch.randn(p.shape, generator=g) * 0.5)
-        x = spec["inp"](7, 13)
-        out = c.call(f"{which}({spec['inname']})", net, x)
-    if isinstance(out, torch.Tensor) and not ((out >= lo) & (out <= hi)).all():
-        raise CheckFail(f"with larger random weights, {which}({spec['inname']}) leaves [{lo:g}, {hi:g}] "
+    out = outs[3].tensor()  # larger random weights: a missing squashing layer shows up
+    if out is not None and not ((out >= lo) & (out <= hi)).all():
+        raise CheckFail(f"with larger random weights, {what} leaves [{lo:g}, {hi:g}] "
                         f"({out.min().item():.4g} to {out.max().item():.4g}): is the final {spec['squash']} missing?")
 
 
 def _check_net_layers(c, which):
-    import torch
-
     spec = NET[which]
-    torch.manual_seed(14)
-    net = c.build(spec["cls"])
-    ops, _, _, error = _trace(net, spec["inp"](2, 15))
-    _compare_layers(ops, spec["table"], f"{which}'s forward pass", error=error, ctx=c)
+    r = c.ask("trace", cls=spec["cls"], args=[], seed=14, input=_enc(spec["inp"](2, 15)))
+    _compare_layers(r["ops"], spec["table"], f"{which}'s forward pass", error=r["error"])
 
 
 def _check_net_params(c, which):
     spec = NET[which]
-    net = c.build(spec["cls"])
-    n = sum(p.numel() for p in net.parameters())
+    n = c.ask("trace", cls=spec["cls"], args=[], seed=0)["params"]
     if n != spec["params"]:
         raise CheckFail(f"{spec['cls']} has {n:,} parameters, expected {spec['params']:,}")
 
@@ -661,79 +454,68 @@ def _check_net_function(c, which):
     spec = NET[which]
     torch.manual_seed(16)
     ref = getattr(c.ref, spec["cls"])()
-    stu = c.build(spec["cls"])
     probe = spec["inp"](2, 17)
-    _, ref_used, _, _ = _trace(ref, probe)
-    _, stu_used, _, error = _trace(stu, probe)
-    if error is not None:
-        raise CheckFail(f"{which}({spec['inname']}) raised {c.exc(error)}")
-    _copy_weights(ref, stu, ref_used, stu_used, spec["cls"])
+    params, buffers = _weights_in_use_order(ref, probe)
+    ref.train()
     x = spec["inp"](5, 18)
     with torch.no_grad():
         want = ref(x)
-        got = c.call(f"{which}({spec['inname']})", stu, x)
-    _compare_outputs(got, want, f"{which}({spec['inname']}) with the reference's weights")
+    what = f"{which}({spec['inname']})"
+    outs = _outputs(c.ask("function", cls=spec["cls"], args=[], seed=16, probe=_enc(probe), params=_encs(params),
+                          buffers=_encs(buffers), mode="train", inputs=[_enc(x)], what=what,
+                          what_net=spec["cls"]), 1)
+    _compare_outputs(outs[0], want, f"{what} with the reference's weights")
 
 
+@check("hw5", "D_shape", 6, "Discriminator: output shape (N,) for N = 1, 7, 64 and values in (0, 1)")
 def chk_D_shape(c):
     _check_net_shape(c, "D")
 
 
+@check("hw5", "D_layers", 8, "Discriminator: the layers and hyperparameters of Table 1, in order")
 def chk_D_layers(c):
     _check_net_layers(c, "D")
 
 
+@check("hw5", "D_params", 4, "Discriminator: 97,281 parameters")
 def chk_D_params(c):
     _check_net_params(c, "D")
 
 
+@check("hw5", "D_function", 10, "Discriminator: with the reference's weights, D(x) equals the reference's (1e-5)")
 def chk_D_function(c):
     _check_net_function(c, "D")
 
 
+@check("hw5", "G_shape", 6, "Generator: output shape (N, 1, 32, 32) for N = 1, 7, 64 and values in (-1, 1)")
 def chk_G_shape(c):
     _check_net_shape(c, "G")
 
 
+@check("hw5", "G_layers", 8, "Generator: the layers and hyperparameters of Table 2, in order")
 def chk_G_layers(c):
     _check_net_layers(c, "G")
 
 
+@check("hw5", "G_params", 4, "Generator: 172,401 parameters")
 def chk_G_params(c):
     _check_net_params(c, "G")
 
 
+@check("hw5", "G_function", 10, "Generator: with the reference's weights, G(z) equals the reference's (1e-5)")
 def chk_G_function(c):
     _check_net_function(c, "G")
 
 
-def _make_gan(c, fallback=False):
-    """The student's ``GAN()``, built with the reference Discriminator/Generator in place of
-    the student's (so a mistake in D or G costs points only in the D/G checks)."""
-    cls = c.need("GAN")
-    with _patched(c.mod, Discriminator=c.ref.Discriminator, Generator=c.ref.Generator):
-        try:
-            return cls()
-        except Exception as e:  # noqa: BLE001
-            if not fallback:
-                raise CheckFail(f"GAN() raised {c.exc(e)}") from None
-            gan = cls.__new__(cls)  # calculate_V can still be graded without __init__
-            gan.D, gan.G = c.ref.Discriminator(), c.ref.Generator()
-            return gan
-
-
-def _v_setup(c):
+def _v_setup():
+    """Stand-in D and G (D pushed away from 1/2 so the real and fake terms differ), x and z."""
     import torch
     from torch import nn
 
-    torch.manual_seed(21)
-    D, G = c.ref.Discriminator(), c.ref.Generator()
-    with torch.no_grad():  # push D(.) away from 1/2 so that the real and fake terms differ
+    D, G = _standin("Discriminator", 21), _standin("Generator", 22)
+    with torch.no_grad():
         [m for m in D.modules() if isinstance(m, nn.Linear)][-1].bias.add_(1.0)
-    x, z = _rand(6, 1, 32, 32, seed=22, kind="uniform"), _rand(6, 128, seed=23)
-    gan = _make_gan(c, fallback=True)
-    gan.D, gan.G = D, G
-    return gan, D, G, x, z
+    return D, G, _rand(6, 1, 32, 32, seed=22, kind="uniform"), _rand(6, 128, seed=23)
 
 
 def _v_reference(D, G, x, z, dtype):
@@ -745,26 +527,28 @@ def _v_reference(D, G, x, z, dtype):
     return log_real.mean(), log_fake.mean(), torch.clamp(torch.log(d_fake), min=-100).mean()
 
 
-def _call_v(c, gan, x, z):
-    return c.call("calculate_V(x, z)", gan.calculate_V, x.clone(), z.clone())
+def _ask_v(c, D, G, x, z, grads):
+    return c.ask("V", standin=STANDIN, D=_encs(D.parameters()), G=_encs(G.parameters()), x=_enc(x), z=_enc(z),
+                 grads=grads)
 
 
+@check("hw5", "V_value", 12, "calculate_V: equals mean log D(x) + mean log(1 - D(G(z))) (1e-5)")
 def chk_V_value(c):
     import torch
 
-    gan, D, G, x, z = _v_setup(c)
+    D, G, x, z = _v_setup()
     with torch.no_grad():
         real, fake, fake_nonsat = (t.item() for t in _v_reference(D, G, x, z, torch.float64))
-    V = _call_v(c, gan, x, z)
-    if isinstance(V, torch.Tensor):
-        if V.numel() != 1:
-            raise CheckFail(f"calculate_V returned a tensor of shape {tuple(V.shape)}, expected a single number "
-                            f"(the mean over the batch)")
-        v = V.detach().double().item()
-    elif isinstance(V, (int, float)):
-        v = float(V)
+    V = _ask_v(c, D, G, x, z, False)["value"]
+    if V.kind == "tensor":
+        if V.payload.numel() != 1:
+            raise CheckFail(f"calculate_V returned a tensor of shape {tuple(V.payload.shape)}, expected a single "
+                            f"number (the mean over the batch)")
+        v = V.payload.double().item()
+    elif V.kind == "number":
+        v = V.payload
     else:
-        raise CheckFail(f"calculate_V returned {type(V).__name__}, expected a 0-dim tensor")
+        raise CheckFail(f"calculate_V returned {V.payload}, expected a 0-dim tensor")
     want = real + fake
     n = x.shape[0]
 
@@ -791,37 +575,46 @@ def chk_V_value(c):
     raise CheckFail(f"calculate_V(x, z) = {v:.6f}, expected mean log D(x) + mean log(1 - D(G(z))) = {want:.6f}")
 
 
+@check("hw5", "V_grads", 8, "calculate_V: its gradients wrt D's and G's parameters equal the reference's")
 def chk_V_grads(c):
     import torch
 
-    gan, D, G, x, z = _v_setup(c)
-    D_ref, G_ref = copy.deepcopy(D), copy.deepcopy(G)
-    for p in itertools.chain(D.parameters(), G.parameters()):
-        p.grad = None
-    V = _call_v(c, gan, x, z)
-    if not isinstance(V, torch.Tensor) or not V.requires_grad:
+    D, G, x, z = _v_setup()
+    r = _ask_v(c, D, G, x, z, True)
+    V = r["value"]
+    if V.kind != "tensor" or not r["requires_grad"]:
         raise CheckFail("calculate_V returned a value without a gradient (use torch operations on the outputs of "
                         "D and G; no .item(), float() or .detach())")
-    if V.numel() != 1:
-        raise CheckFail(f"calculate_V returned a tensor of shape {tuple(V.shape)}, expected a single number")
-    c.call("calculate_V(x, z).backward()", V.reshape(()).backward)
-    real, fake, _ = _v_reference(D_ref, G_ref, x, z, torch.float32)
+    if V.payload.numel() != 1:
+        raise CheckFail(f"calculate_V returned a tensor of shape {tuple(V.payload.shape)}, expected a single number")
+    real, fake, _ = _v_reference(D, G, x, z, torch.float32)
     (real + fake).backward()
-    pairs = {"D": list(zip(D.parameters(), D_ref.parameters())), "G": list(zip(G.parameters(), G_ref.parameters()))}
     num = den = 0.0
     errors = []
-    for which, plist in pairs.items():
-        if all(p.grad is None or not p.grad.abs().sum() for p, _ in plist):
+    for which, net, got in (("D", D, r["grads_D"]), ("G", G, r["grads_G"])):
+        params = list(net.parameters())
+        if got is None or len(got) != len(params):
+            raise WorkerLost("the grader received a damaged reply (gradients missing)")
+        grads = []
+        for v, p in zip(got, params):
+            t = v.tensor()
+            if t is not None and tuple(t.shape) != tuple(p.shape):
+                raise WorkerLost("the grader received a damaged reply (gradient of the wrong shape)")
+            grads.append(t)
+        if all(g is None or not g.abs().sum() for g in grads):
             hint = " (is G(z) detached, or computed under torch.no_grad()?)" if which == "G" else ""
             errors.append(f"no gradient reaches {which}'s parameters{hint}")
             continue
         worst = 0.0
-        for p, q in plist:
-            g = p.grad if p.grad is not None else torch.zeros_like(q.grad)
-            g, r = g.double(), q.grad.double()
-            num += float((g * r).sum())
-            den += float((r * r).sum())
-            worst = max(worst, (g - r).abs().max().item() / max(r.abs().max().item(), 1e-12))
+        for g, p in zip(grads, params):
+            g = (g if g is not None else torch.zeros_like(p.grad)).double()
+            ref = p.grad.double()
+            if not torch.isfinite(g).all():
+                worst = math.inf
+                continue
+            num += float((g * ref).sum())
+            den += float((ref * ref).sum())
+            worst = max(worst, (g - ref).abs().max().item() / max(ref.abs().max().item(), 1e-12))
         if worst > 1e-4:
             errors.append(f"the gradient wrt {which}'s parameters differs from the reference's (relative error "
                           f"{worst:.3g})")
@@ -837,37 +630,36 @@ def chk_V_grads(c):
 
 
 def _check_adam(c, which, lr):
-    import torch
-
-    gan = _make_gan(c)
+    r = c.ask("optimizer", standin=STANDIN, which=which)
     name = f"{which}_optimizer"
-    opt = getattr(gan, name, None)
-    model = getattr(gan, which, None)
-    if opt is None:
-        raise CheckFail(f"GAN() has no attribute {name}")
-    if model is None:
+    if not r["has_optimizer"]:
+        raise CheckFail(f"GAN() has no attribute {name} (the assignment's GAN.__init__ creates both optimizers)")
+    if not r["has_model"]:
         raise CheckFail(f"GAN() has no attribute {which}")
-    if type(opt) is not torch.optim.Adam:
-        raise CheckFail(f"{name} is {type(opt).__module__}.{type(opt).__name__}, expected torch.optim.Adam")
-    for group in opt.param_groups:
-        got = float(group["lr"])
+    if not r["is_adam"]:
+        raise CheckFail(f"{name} is {r['type']}, expected torch.optim.Adam")
+    for got in r["lrs"]:
         if not math.isclose(got, lr, rel_tol=1e-9):
             raise CheckFail(f"{name} has learning rate {got:g}, expected {lr:g}")
-    ids = [id(p) for g in opt.param_groups for p in g["params"]]
-    want = {id(p) for p in model.parameters()}
+    if not r["lrs"]:
+        raise CheckFail(f"{name} has no parameter groups")
+    n = len(list(_standin(NET[which]["cls"], 0).parameters()))
+    want = {f"{which}{i}" for i in range(n)}
+    got = set(r["params"])
     other = "G" if which == "D" else "D"
-    others = {id(p) for p in getattr(gan, other).parameters()} if hasattr(gan, other) else set()
-    if set(ids) != want:
-        if set(ids) & others:
+    if got != want:
+        if any(p.startswith(other) for p in got):
             raise CheckFail(f"{name} optimizes (some of) {other}'s parameters; it must optimize {which}'s")
-        raise CheckFail(f"{name} optimizes {len(set(ids) & want)} of {which}'s {len(want)} parameter tensors and "
-                        f"{len(set(ids) - want)} others; it must optimize exactly {which}.parameters()")
+        raise CheckFail(f"{name} optimizes {len(got & want)} of {which}'s {len(want)} parameter tensors and "
+                        f"{len(got - want)} others; it must optimize exactly {which}.parameters()")
 
 
+@check("hw5", "D_optimizer", 4, "GAN().D_optimizer: Adam, lr 2e-4, over exactly D's parameters")
 def chk_D_optimizer(c):
     _check_adam(c, "D", 2e-4)
 
 
+@check("hw5", "G_optimizer", 4, "GAN().G_optimizer: Adam, lr 1e-3, over exactly G's parameters")
 def chk_G_optimizer(c):
     _check_adam(c, "G", 1e-3)
 
@@ -876,184 +668,47 @@ def _tiny_images(n=16, seed=31):
     return _rand(n, 1, 32, 32, seed=seed, kind="uniform").clamp(-1, 1)
 
 
-def _install_data_stubs(c):
-    """Data loading without downloads: the module's get_data_loader and torchvision's MNIST
-    return 16 in-memory images (one batch), so ``train`` never touches the network."""
-    import torch
-
-    def tiny_loader(*args, **kwargs):
-        images = _tiny_images()
-        labels = torch.zeros(len(images), dtype=torch.long)
-        return torch.utils.data.DataLoader(torch.utils.data.TensorDataset(images, labels), batch_size=len(images))
-
-    undo = []
-    if callable(getattr(c.mod, "get_data_loader", None)):
-        original = c.mod.get_data_loader
-        c.mod.get_data_loader = tiny_loader
-        undo.append(lambda: setattr(c.mod, "get_data_loader", original))
-
-    def patch_torchvision(tvd):
-        import numpy as np
-        from PIL import Image
-
-        original_mnist = tvd.MNIST
-
-        class TinyMNIST(torch.utils.data.Dataset):
-            """16 random 28x28 digits in place of MNIST (the autograder never downloads)."""
-
-            classes = [str(i) for i in range(10)]
-
-            def __init__(self, root=None, train=True, transform=None, target_transform=None, download=False,
-                         **kwargs):
-                g = torch.Generator().manual_seed(32)
-                self.data = torch.randint(0, 256, (16, 28, 28), generator=g, dtype=torch.uint8)
-                self.targets = torch.arange(16) % 10
-                self.transform, self.target_transform = transform, target_transform
-                self.root, self.train = root, train
-
-            def __len__(self):
-                return len(self.data)
-
-            def __getitem__(self, i):
-                img = Image.fromarray(np.asarray(self.data[i]), mode="L")
-                target = int(self.targets[i])
-                if self.transform is not None:
-                    img = self.transform(img)
-                if self.target_transform is not None:
-                    target = self.target_transform(target)
-                return img, target
-
-        tvd.MNIST = TinyMNIST
-        undo.append(lambda: setattr(tvd, "MNIST", original_mnist))
-        for key, value in list(vars(c.mod).items()):
-            if value is original_mnist:
-                setattr(c.mod, key, TinyMNIST)
-                undo.append(lambda key=key: setattr(c.mod, key, original_mnist))
-
-    if "torchvision.datasets" in sys.modules:
-        patch_torchvision(sys.modules["torchvision.datasets"])
-    else:  # patch it if and when the submission imports it (importing torchvision costs seconds)
-        hook = _PatchOnImport("torchvision.datasets", patch_torchvision)
-        sys.meta_path.insert(0, hook)
-        undo.append(hook.remove)
-    return undo
-
-
-class _PatchOnImport:
-    """A meta-path finder that calls ``patch(module)`` right after ``name`` is imported."""
-
-    def __init__(self, name, patch):
-        self.name, self.patch = name, patch
-
-    def remove(self):
-        with contextlib.suppress(ValueError):
-            sys.meta_path.remove(self)
-
-    def find_spec(self, fullname, path=None, target=None):
-        if fullname != self.name:
-            return None
-        from importlib.machinery import PathFinder
-
-        spec = PathFinder.find_spec(fullname, path)
-        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
-            return spec
-        loader, patch, remove = spec.loader, self.patch, self.remove
-
-        class Loader:
-            def create_module(self, spec):
-                return loader.create_module(spec)
-
-            def exec_module(self, module):
-                loader.exec_module(module)
-                remove()
-                patch(module)
-
-            def __getattr__(self, attr):  # get_resource_reader, is_package, ...: the real loader's
-                return getattr(loader, attr)
-
-        spec.loader = Loader()
-        return spec
-
-
+@check("hw5", "train", 10, "GAN().train(1) on a one-batch loader from weights the grader sets: D's Adam step "
+                           "ascends V, then G's descends it, from zeroed gradients (exact to rounding)")
 def chk_train(c):
-    import inspect
-
     import torch
 
-    torch.manual_seed(41)
-    gan = _make_gan(c)
-    D, G = getattr(gan, "D", None), getattr(gan, "G", None)
-    if D is None or G is None or not callable(getattr(gan, "train", None)):
-        raise CheckFail("GAN() needs attributes D and G and a method train(epochs)")
-    before = [p.detach().clone() for p in itertools.chain(D.parameters(), G.parameters())]
-    n_d = len(list(D.parameters()))
-    if callable(getattr(gan, "calculate_V", None)):  # a wrong V costs the V checks only
-
-        def reference_v(x, z):
-            real, fake, _ = _v_reference(gan.D, gan.G, x, z, torch.float32)
-            return real + fake
-
-        gan.calculate_V = reference_v
-    lrs = {}  # a wrong learning rate costs the optimizer check only
-    for which, default in (("D", 2e-4), ("G", 1e-3)):
-        try:
-            lrs[which] = float(getattr(gan, f"{which}_optimizer").param_groups[0]["lr"])
-        except Exception:  # noqa: BLE001 - no optimizer at __init__: the assignment's rate
-            lrs[which] = default
-    D0, G0 = copy.deepcopy(D), copy.deepcopy(G)
-    garbage = torch.Generator().manual_seed(42)
-    with torch.no_grad():  # a train() without zero_grad() keeps these in its gradients
-        for p in itertools.chain(D.parameters(), G.parameters()):
-            p.grad = torch.randn(p.shape, generator=garbage).to(p.device, p.dtype)
-    zs, fakes, reals = [], [], []
-
-    def g_in(module, inp):
-        zs.append(inp[0].detach().cpu().float().clone())
-
-    def g_out(module, inp, out):
-        fakes.append(out.untyped_storage().data_ptr())
-
-    def d_in(module, inp):
-        x = inp[0]
-        if x.untyped_storage().data_ptr() not in fakes and not reals:
-            reals.append(x.detach().cpu().float().clone())
-
-    hooks = [G.register_forward_pre_hook(g_in), G.register_forward_hook(g_out), D.register_forward_pre_hook(d_in)]
-    try:
-        params = [p for p in inspect.signature(gan.train).parameters.values()
-                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    except (TypeError, ValueError):
-        params = [None]
-    start = len(_NETWORK_LOG)
-    try:
-        if params:
-            gan.train(1)
-        else:
-            gan.train()
-    except Exception as e:  # noqa: BLE001
-        tried = _NETWORK_LOG[start:]
-        if tried:
-            raise CheckFail(f"train tried to download (blocked: {tried[0]}): the autograder replaces "
+    D0, G0 = _standin("Discriminator", 41), _standin("Generator", 42)
+    r = c.ask("train", standin=STANDIN, D=_encs(D0.parameters()), G=_encs(G0.parameters()), v_terms=V_TERMS,
+              images=_enc(_tiny_images()), seed=41, garbage_seed=42)
+    if r["error"]:
+        if r["network"]:
+            raise CheckFail(f"train tried to download (blocked: {r['network'][0]}): the autograder replaces "
                             f"get_data_loader and torchvision.datasets.MNIST with 16 in-memory images; load "
-                            f"data through them") from None
-        raise CheckFail(f"GAN().train(1) raised {c.exc(e)}") from None
-    finally:
-        for h in hooks:
-            h.remove()
-    if len(_NETWORK_LOG) > start:
-        raise CheckFail(f"train opened a network connection ({_NETWORK_LOG[start]}, blocked)")
-    after = list(itertools.chain(D.parameters(), G.parameters()))
-    if len(after) != len(before):
+                            f"data through them")
+        raise CheckFail(f"GAN().train(1) raised {r['error']}")
+    if r["network"]:
+        raise CheckFail(f"train opened a network connection ({r['network'][0]}, blocked)")
+    if not r["same_nets"]:
         raise CheckFail("train replaced D or G")
-    if not all(torch.isfinite(p).all() for p in after):
+    D, G = copy.deepcopy(D0), copy.deepcopy(G0)
+    for net, got in ((D, r["D"]), (G, r["G"])):
+        params = list(net.parameters())
+        if len(got) != len(params) or any(tuple(t.shape) != tuple(p.shape) for t, p in zip(got, params)):
+            raise WorkerLost("the grader received a damaged reply (parameters of the wrong shape)")
+        with torch.no_grad():
+            for p, t in zip(params, got):
+                p.copy_(t.float())
+    if not all(torch.isfinite(p).all() for p in itertools.chain(D.parameters(), G.parameters())):
         raise CheckFail("after train(1) some weights of D or G are NaN or inf")
-    moved_d = any(not torch.equal(a, b) for a, b in zip(before[:n_d], after[:n_d]))
-    moved_g = any(not torch.equal(a, b) for a, b in zip(before[n_d:], after[n_d:]))
+    moved_d = any(not torch.equal(a, b) for a, b in zip(D0.parameters(), D.parameters()))
+    moved_g = any(not torch.equal(a, b) for a, b in zip(G0.parameters(), G.parameters()))
     if not moved_d or not moved_g:
         who = " and ".join(w for w, moved in (("D", moved_d), ("G", moved_g)) if not moved)
         raise CheckFail(f"after train(1) on one batch, the weights of {who} did not change (is its optimizer "
                         f"stepped?)")
-    _check_train_steps(D0, G0, D, G, reals, zs, lrs)
+    reals, zs = r["reals"], r["zs"]
+    ok_real = all(t.dim() == 4 and tuple(t.shape[1:]) == (1, 32, 32) and 0 < len(t) <= 64 for t in reals)
+    ok_z = all(t.numel() % 128 == 0 and 0 < t.numel() <= 64 * 128 for t in zs)
+    if not ok_real or not ok_z:
+        raise CheckFail("train(1) fed D or G inputs of unexpected shapes (D takes (N, 1, 32, 32), G (N, 128))")
+    lrs = {w: (lr if lr > 0 else default) for w, lr, default in zip("DG", r["lrs"] + [-1, -1], (2e-4, 1e-3))}
+    _check_train_steps(D0, G0, D, G, [t.float() for t in reals], [t.float().reshape(-1, 128) for t in zs], lrs)
 
 
 def _check_train_steps(D0, G0, D, G, reals, zs, lrs):
@@ -1080,9 +735,9 @@ def _check_train_steps(D0, G0, D, G, reals, zs, lrs):
     opt_g.step()
 
     def compare(got_net, want_net, start_net, lr):
-        got = torch.cat([p.detach().cpu().float().reshape(-1) for p in got_net.parameters()])
+        got = torch.cat([p.detach().float().reshape(-1) for p in got_net.parameters()])
         want = torch.cat([p.detach().reshape(-1) for p in want_net.parameters()])
-        start = torch.cat([p.detach().cpu().float().reshape(-1) for p in start_net.parameters()])
+        start = torch.cat([p.detach().float().reshape(-1) for p in start_net.parameters()])
         off = ((got - want).abs() > lr / 4).float().mean().item()
         moving = (want - start).abs() > lr / 4  # entries Adam moves by about lr
         flipped = ((got - start) + (want - start))[moving].abs().lt(lr / 4).float().mean().item()
@@ -1127,12 +782,13 @@ def _resnet_table(c):
             + [{"type": "AdaptiveAvgPool2d", "size": 1}, {"type": "Linear", "in": c, "out": 10, "bias": True}])
 
 
-def _build_hw2(c, which, channels):
-    """Block(C), or ResNet(C) built with the reference Block (a wrong Block costs only Block points)."""
-    if which == "Block":
-        return c.build("Block", channels)
-    with _patched(c.mod, Block=c.ref.Block):
-        return c.build("ResNet", channels)
+# ResNet is built with this stand-in Block (sent after the Block checks): a wrong Block costs only Block points
+BLOCK_STANDIN = {"Block": {"args": ["C"], "layers": [
+    {"type": "Residual", "body": _block_table("C")[:5]}, {"type": "ReLU"}]}}
+
+
+def _hw2_request(which, channels):
+    return {"cls": which, "args": [channels], "standin": BLOCK_STANDIN if which == "ResNet" else None}
 
 
 def _hw2_input(which, channels, n=4, hw=5, seed=0):
@@ -1141,48 +797,40 @@ def _hw2_input(which, channels, n=4, hw=5, seed=0):
     return _rand(n, 1, hw, hw, seed=seed)
 
 
+@check("hw2", "Block_shape", 6, "Block(C), C = 1, 4, 16: output shape equals the input shape")
 def chk_Block_shape(c):
     import torch
 
     for C in BLOCK_CHANNELS:
-        torch.manual_seed(50 + C)
-        block = _build_hw2(c, "Block", C)
         x = _rand(3, C, 6, 6, seed=C)
-        out = c.call(f"Block({C})(x) for x of shape {tuple(x.shape)}", block, x)
-        if not isinstance(out, torch.Tensor) or tuple(out.shape) != tuple(x.shape):
-            shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        what = f"Block({C})(x) for x of shape {tuple(x.shape)}"
+        out, = _outputs(c.ask("forward", **_hw2_request("Block", C), seed=50 + C, what=what,
+                              steps=[{"input": _enc(x)}]), 1)
+        t = out.tensor()
+        if t is None or tuple(t.shape) != tuple(x.shape):
+            shape = tuple(t.shape) if t is not None else out.describe()
             raise CheckFail(f"Block({C})(x) for x of shape {tuple(x.shape)} gave {shape}, expected {tuple(x.shape)}")
-        if not torch.isfinite(out).all():
+        if not torch.isfinite(t).all():
             raise CheckFail(f"Block({C})(x) contains NaN or inf")
 
 
 def _check_no_bias(c, which):
-    import torch
-    from torch import nn
-
     for C in BLOCK_CHANNELS:
-        torch.manual_seed(60 + C)
-        model = _build_hw2(c, which, C)
-        with_bias = [n for n, m in model.named_modules() if isinstance(m, nn.Conv2d) and m.bias is not None]
-        ops, _, _, error = _trace(model, _hw2_input(which, C, hw=8, seed=C))
-        convs = [op for op in ops if op["type"] == "Conv2d"]
-        if with_bias or any(op["bias"] for op in convs):
-            where = f" ({', '.join(with_bias[:3])})" if with_bias else ""
+        r = c.ask("trace", **_hw2_request(which, C), seed=60 + C, input=_enc(_hw2_input(which, C, hw=8, seed=C)))
+        convs = [op for op in r["ops"] if op["type"] == "Conv2d"]
+        if r["conv_bias"] or any(op.get("bias") for op in convs):
+            where = f" ({', '.join(r['conv_bias'][:3])})" if r["conv_bias"] else ""
             raise CheckFail(f"{which}({C}): a convolution has a bias term{where}; use bias=False")
         if not convs:
             raise CheckFail(f"{which}({C}): no convolution ran in forward()"
-                            + (f" (it raised {c.exc(error)})" if error is not None else ""))
+                            + (f" (it raised {r['error']})" if r["error"] else ""))
 
 
 def _check_layers(c, which):
-    import torch
-
     table = _block_table if which == "Block" else _resnet_table
     for C in BLOCK_CHANNELS:
-        torch.manual_seed(70 + C)
-        model = _build_hw2(c, which, C)
-        ops, _, _, error = _trace(model, _hw2_input(which, C, hw=8, seed=C))
-        _compare_layers(ops, table(C), f"{which}({C})", ignore=("bias",), error=error, ctx=c)
+        r = c.ask("trace", **_hw2_request(which, C), seed=70 + C, input=_enc(_hw2_input(which, C, hw=8, seed=C)))
+        _compare_layers(r["ops"], table(C), f"{which}({C})", ignore=("bias",), error=r["error"])
 
 
 def _randomize_reference(model, seed):
@@ -1209,260 +857,570 @@ def _check_function(c, which, mode):
         torch.manual_seed(80 + C)
         ref = getattr(c.ref, which)(C)
         _randomize_reference(ref, 81 + C)
-        stu = _build_hw2(c, which, C)
         hw = 5 if which == "Block" else 8
         probe = _hw2_input(which, C, n=3, hw=hw, seed=82)
-        ref.eval()
-        stu.eval()  # tracing in eval mode: no running statistics change
-        _, ref_used, _, _ = _trace(ref, probe)
-        _, stu_used, _, error = _trace(stu, probe)
-        if error is not None:
-            raise CheckFail(f"{which}({C})(x) raised {c.exc(error)}")
-        _copy_weights(ref, stu, ref_used, stu_used, f"{which}({C})")
+        params, buffers = _weights_in_use_order(ref, probe)
+        params = [p.detach().clone() for p in params]
+        buffers = [b.detach().clone() for b in buffers]
         ref.train(mode == "train")
-        stu.train(mode == "train")
         sizes = (5, 8) if which == "Block" else (8, 28)
-        for hw in sizes:
-            x = _hw2_input(which, C, n=4, hw=hw, seed=83 + hw)
-            with torch.no_grad():
-                want = ref(x)
-                got = c.call(f"{which}({C})(x)", stu, x)
+        xs = [_hw2_input(which, C, n=4, hw=hw, seed=83 + hw) for hw in sizes]
+        with torch.no_grad():
+            wants = [ref(x) for x in xs]
+        outs = _outputs(c.ask("function", **_hw2_request(which, C), seed=80 + C, probe=_enc(probe),
+                              params=_encs(params), buffers=_encs(buffers), mode=mode, inputs=_encs(xs),
+                              what=f"{which}({C})(x)", what_net=f"{which}({C})"), len(xs))
+        for x, got, want in zip(xs, outs, wants):
             _compare_outputs(got, want, f"{which}({C})(x) in {mode} mode for x of shape {tuple(x.shape)}")
 
 
+@check("hw2", "Block_no_bias", 6, "Block(C): its convolutions have no bias")
 def chk_Block_no_bias(c):
     _check_no_bias(c, "Block")
 
 
+@check("hw2", "Block_layers", 10, "Block(C): Conv3x3 -> BN -> ReLU -> Conv3x3 -> BN, then ReLU(x + f(x)), in order")
 def chk_Block_layers(c):
     _check_layers(c, "Block")
 
 
+@check("hw2", "Block_train", 12, "Block(C): with the reference's weights, output equals the reference's in train mode")
 def chk_Block_train(c):
     _check_function(c, "Block", "train")
 
 
+@check("hw2", "Block_eval", 8, "Block(C): with the reference's weights and BN statistics, equal output in eval mode")
 def chk_Block_eval(c):
     _check_function(c, "Block", "eval")
 
 
+@check("hw2", "ResNet_shape", 8, "ResNet(C), C = 1, 4, 16: output (N, 10) for 8x8 and 28x28 inputs")
 def chk_ResNet_shape(c):
     import torch
 
     for C in BLOCK_CHANNELS:
-        torch.manual_seed(90 + C)
-        model = _build_hw2(c, "ResNet", C)
+        steps, shapes = [], []
         for mode in ("train", "eval"):
-            model.train(mode == "train")
+            steps.append({"mode": mode})
             for hw in (8, 28):
                 x = _rand(5, 1, hw, hw, seed=hw)
-                with torch.no_grad():
-                    out = c.call(f"ResNet({C})(x) for x of shape {tuple(x.shape)}", model, x)
-                if not isinstance(out, torch.Tensor) or tuple(out.shape) != (5, 10):
-                    shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-                    raise CheckFail(f"ResNet({C})(x) in {mode} mode for x of shape {tuple(x.shape)} gave {shape}, "
-                                    f"expected (5, 10)")
-                if not torch.isfinite(out).all():
-                    raise CheckFail(f"ResNet({C})(x) contains NaN or inf")
+                steps.append({"input": _enc(x)})
+                shapes.append((mode, tuple(x.shape)))
+        outs = _outputs(c.ask("forward", **_hw2_request("ResNet", C), seed=90 + C, what=f"ResNet({C})(x)",
+                              steps=steps), len(shapes))
+        for (mode, shape), out in zip(shapes, outs):
+            t = out.tensor()
+            if t is None or tuple(t.shape) != (5, 10):
+                got = tuple(t.shape) if t is not None else out.describe()
+                raise CheckFail(f"ResNet({C})(x) in {mode} mode for x of shape {shape} gave {got}, expected (5, 10)")
+            if not torch.isfinite(t).all():
+                raise CheckFail(f"ResNet({C})(x) contains NaN or inf")
 
 
+@check("hw2", "ResNet_no_bias", 4, "ResNet(C): its convolutions have no bias")
 def chk_ResNet_no_bias(c):
     _check_no_bias(c, "ResNet")
 
 
+@check("hw2", "ResNet_layers", 12, "ResNet(C): Conv(1, C, 3, stride 2, pad 1) -> BN -> ReLU -> MaxPool(2) -> "
+                                   "Block -> AdaptiveAvgPool(1) -> Linear(C, 10)")
 def chk_ResNet_layers(c):
     _check_layers(c, "ResNet")
 
 
+@check("hw2", "ResNet_params", 8, "ResNet(C): 18C^2 + 25C + 10 parameters")
 def chk_ResNet_params(c):
     for C in BLOCK_CHANNELS:
-        model = _build_hw2(c, "ResNet", C)
-        n = sum(p.numel() for p in model.parameters())
+        n = c.ask("trace", **_hw2_request("ResNet", C), seed=0)["params"]
         want = 18 * C * C + 25 * C + 10
         if n != want:
             raise CheckFail(f"ResNet({C}) has {n:,} parameters, expected 18C^2 + 25C + 10 = {want:,}")
 
 
+@check("hw2", "ResNet_train", 12, "ResNet(C): with the reference's weights, output equals the reference's in train "
+                                  "mode")
 def chk_ResNet_train(c):
     _check_function(c, "ResNet", "train")
 
 
+@check("hw2", "ResNet_eval", 8, "ResNet(C): with the reference's weights and BN statistics, equal output in eval "
+                                "mode")
 def chk_ResNet_eval(c):
     _check_function(c, "ResNet", "eval")
 
 
-CHECK_FUNCTIONS = {name[4:]: fn for name, fn in list(globals().items()) if name.startswith("chk_")}
+POINTS = {a: tuple(rows) for a, rows in POINTS.items()}
 
 
-# ------------------------------------------------------------------------------- runner
-class _Runner:
-    """Imports the submission, then runs the requested checks, reporting through ``emit``."""
+# ==========================================================================================
+# channels to the worker: in this process (tests of the checks) or a sandboxed subprocess
+# ==========================================================================================
+class _CappedText:
+    """A text stream that keeps the first ``limit`` characters and counts the rest."""
 
-    def __init__(self, assignment, student_path, reference_path, emit, module_name, watch_dirs):
-        self.assignment = assignment
-        self.path = os.path.abspath(student_path)
-        self.reference_path = reference_path
-        self.emit = emit
-        self.module_name = module_name
-        self.watch_dirs = watch_dirs
-        self.label = os.path.basename(student_path)
+    def __init__(self, limit=4000):
+        self.limit, self.kept, self.size, self.total = limit, [], 0, 0
 
-    def result(self, key, fraction, message):
-        self.emit({"event": "result", "check": key, "fraction": fraction, "output": _short(message)})
+    def write(self, s):
+        s = str(s)
+        self.total += len(s)
+        if self.size < self.limit:
+            part = s[: self.limit - self.size]
+            self.kept.append(part)
+            self.size += len(part)
+        return len(s)
 
-    def run(self, keys):
-        keys = [k for k, _, _ in POINTS[self.assignment] if k in keys]
-        self.emit({"event": "ready", "pid": os.getpid()})
-        self.emit({"event": "start", "check": "import"})
-        module, error, quiet = self.import_student()
-        if module is None:
-            for key in keys:
-                why = error if key == "import" else f"not graded: your {self.label} did not import ({error})"
-                self.result(key, 0.0, why)
-            return
-        self.result("import", 1.0, "ok")
-        self.result("import_quiet", 0.0 if quiet else 1.0, quiet or "ok")
-        try:
-            reference = _load_module(f"_autograde_reference_{self.assignment}", self.reference_path)
-        except BaseException as e:  # noqa: BLE001 - the grader's own fault: say so
-            for key in keys:
-                if key not in ("import", "import_quiet"):
-                    self.result(key, 0.0, f"autograder error: the reference {self.reference_path} failed to "
-                                          f"import ({type(e).__name__}: {e}); please tell the course staff")
-            return
-        ctx = _Ctx(self.assignment, module, reference, self.path, self.label)
-        import torch
+    def flush(self):
+        pass
 
-        torch.set_num_threads(1)
-        undo = _install_data_stubs(ctx) if self.assignment == "hw5" else []
-        try:
-            for key in keys:
-                if key in ("import", "import_quiet"):
-                    continue
-                self.emit({"event": "start", "check": key})
-                self.result(key, *self.run_check(ctx, key))
-        finally:
-            for fn in reversed(undo):
-                fn()
+    def isatty(self):
+        return False
 
-    def run_check(self, ctx, key):
-        try:
-            message = CHECK_FUNCTIONS[key](ctx)
-            return 1.0, message or "ok"
-        except CheckFail as e:
-            return 0.0, str(e)
-        except BaseException as e:  # noqa: BLE001 - student code misbehaved (any BaseException subclass too)
-            if type(e) in (GeneratorExit,):
-                raise
-            return 0.0, f"raised {ctx.exc(e)}"
+    def text(self):
+        return "".join(self.kept)
 
-    def import_student(self):
-        """(module or None, error message, side-effect message or "") for the submission."""
+
+class _InProcessChannel:
+    """The worker's handler called in this process, through the same JSON encoding and reply
+    parsing as the subprocess (no isolation: for the tests of the checks only)."""
+
+    def __init__(self, worker):
+        self.worker = worker
+        self.printed = _CappedText()
+
+    def ask(self, op, fields, deadline):
+        nonce = secrets.token_hex(8)
+        request = json.loads(json.dumps(dict(fields, op=op, id=nonce)))
         out, err = sys.stdout, sys.stderr
-        capture = _CappedText()
-        before = _snapshot(self.watch_dirs)
-        net_start = len(_NETWORK_LOG)
-        cwd = os.getcwd()
-        module, error = None, ""
-        sys.stdout = sys.stderr = capture
+        sys.stdout = sys.stderr = self.printed
         try:
-            with warnings.catch_warnings():  # library warnings (e.g. deprecations) are not the student's prints
-                warnings.simplefilter("ignore")
-                module = _load_module(self.module_name, self.path)
-        except BaseException as e:  # noqa: BLE001 - SystemExit, KeyboardInterrupt, MemoryError, anything
-            error = _exc_message(e, self.path, self.label)
-            if isinstance(e, MemoryError) or "can't allocate memory" in str(e):
-                error += " (the memory limit was reached)"
-            error = f"importing your {self.label} failed: {error}"
+            data = self.worker.handle(request)
         finally:
             sys.stdout, sys.stderr = out, err
+        try:
+            return parse_reply(op, json.dumps({"id": nonce, "data": data}), nonce)
+        except (ValueError, TypeError) as e:
+            raise WorkerLost(f"the grader received a malformed reply ({_short(e, 200)})") from None
+
+    def close(self):
+        pass
+
+
+class _WorkerProcess:
+    """One run of autograde_worker.py in the sandbox. ``ask`` sends one request and returns its
+    one parsed reply; anything else on the reply channel, a death or an overrun raises WorkerLost."""
+
+    def __init__(self, cmd, cwd, env, memory_mb, stdout, user=None):
+        self.stdout = stdout
+        req_r, self.req_w = os.pipe()
+        self.rep_r, rep_w = os.pipe()
+        cmd = [a.replace("{REQ_FD}", str(req_r)).replace("{REP_FD}", str(rep_w)) for a in cmd]
+        kwargs = {}
+        if user is not None:
+            kwargs = {"user": user, "group": user, "extra_groups": []}
+        try:
+            self.proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                         stderr=subprocess.STDOUT, pass_fds=(req_r, rep_w), start_new_session=True,
+                                         preexec_fn=_limits(int(memory_mb) * 2**20), **kwargs)
+        finally:
+            os.close(req_r)
+            os.close(rep_w)
+        for fd in (self.req_w, self.rep_r, self.proc.stdout.fileno()):
+            os.set_blocking(fd, False)
+        self.buf = b""
+        self.out_open = self.rep_open = True
+
+    def _pump(self, timeout, want_write=None):
+        """Wait up to ``timeout`` s for output; returns True when ``want_write`` is writable."""
+        sel = selectors.DefaultSelector()
+        try:
+            if self.out_open:
+                sel.register(self.proc.stdout.fileno(), selectors.EVENT_READ, "stdout")
+            if self.rep_open:
+                sel.register(self.rep_r, selectors.EVENT_READ, "reply")
+            if want_write is not None:
+                sel.register(want_write, selectors.EVENT_WRITE, "write")
+            writable = False
+            events = sel.select(timeout=timeout) if sel.get_map() else []
+            if not sel.get_map():
+                time.sleep(min(timeout, 0.05))
+            for key, _ in events:
+                if key.data == "write":
+                    writable = True
+                    continue
+                try:
+                    chunk = os.read(key.fd, 1 << 20)
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    chunk = b""
+                if key.data == "stdout":
+                    if chunk:
+                        self.stdout.add(chunk)
+                    else:
+                        self.out_open = False
+                else:
+                    if chunk:
+                        self.buf += chunk
+                        if len(self.buf) > MAX_REPLY_BYTES:
+                            raise WorkerLost("the grader received an oversized reply (a forged or damaged reply)")
+                    else:
+                        self.rep_open = False
+            return writable
+        finally:
+            sel.close()
+
+    def _dead(self):
+        if self.proc.poll() is None:
+            return None
+        for _ in range(20):  # drain what is left
+            if not (self.out_open or self.rep_open):
+                break
+            self._pump(0.01)
+        return f"the grading process {_describe_exit(self.proc.returncode)}"
+
+    def ask(self, op, fields, deadline, overrun=None):
+        nonce = secrets.token_hex(8)
+        data = (json.dumps(dict(fields, op=op, id=nonce)) + "\n").encode()
+        self._pump(0)
+        if self.buf:
+            raise WorkerLost("the grader received data it did not ask for on its reply channel (a forged reply "
+                             "earns nothing)")
+        overrun = overrun or "the check took longer than its limit and was stopped"
+        while data:  # write the request without ever blocking on a stuck worker
+            now = time.monotonic()
+            if now >= deadline:
+                raise WorkerLost(overrun)
+            dead = self._dead()
+            if dead:
+                raise WorkerLost(dead)
+            if self._pump(min(0.5, deadline - now), want_write=self.req_w):
+                try:
+                    n = os.write(self.req_w, data[:1 << 16])
+                    data = data[n:]
+                except BlockingIOError:
+                    pass
+                except OSError:
+                    dead = self._dead() or "the grading process closed its request channel"
+                    raise WorkerLost(dead) from None
+        while b"\n" not in self.buf:
+            now = time.monotonic()
+            if now >= deadline:
+                raise WorkerLost(overrun)
+            dead = self._dead()
+            if dead and b"\n" not in self.buf:
+                raise WorkerLost(dead)
+            self._pump(min(0.5, deadline - now))
+        line, self.buf = self.buf.split(b"\n", 1)
+        self._pump(0.01)
+        if self.buf:
+            raise WorkerLost("the grader received more than one reply to one request (a forged reply earns "
+                             "nothing)")
+        try:
+            return parse_reply(op, line, nonce)
+        except (ValueError, TypeError, UnicodeDecodeError) as e:
+            raise WorkerLost(f"the grader received a malformed reply ({_short(e, 200)}; a forged reply earns "
+                             f"nothing)") from None
+
+    def close(self):
+        _kill_group(self.proc)
+        if _SUBREAPER:  # setsid'ed descendants re-parented to the grader (no PID namespace)
+            _kill_orphans()
+        for fd in (self.req_w, self.rep_r):
             with contextlib.suppress(OSError):
-                os.chdir(cwd)
-        side = []
-        if capture.total:
-            text = capture.text().strip()
-            side.append(f"it printed {capture.total} characters" + (f", starting with: {text[:200]!r}" if text
-                                                                     else ""))
-        after = _snapshot(self.watch_dirs)
-        changed = sorted(p for p in after if before.get(p) != after[p]) + sorted(p for p in before if p not in after)
-        if changed:
-            shown = ", ".join(os.path.relpath(p, cwd) for p in changed[:3])
-            side.append(f"it created or changed {len(changed)} file(s): {shown}")
-        if len(_NETWORK_LOG) > net_start:
-            side.append(f"it tried to open a network connection ({_NETWORK_LOG[net_start]}, blocked)")
-        quiet = ("importing your file must only define things, but " + "; ".join(side)) if side else ""
-        return module, error, quiet
-
-
-def _worker_main(argv):
-    """Entry point of the sandboxed subprocess: ``autograde.py --_worker CONFIG_JSON``."""
-    cfg = json.loads(argv[0])
-    fd = cfg["fd"]
-
-    def emit(event):
-        data = (json.dumps(event) + "\n").encode()
-        while data:
-            try:
-                n = os.write(fd, data)
-            except InterruptedError:
-                continue
-            except OSError:
-                os._exit(70)
-            data = data[n:]
-
-    sys.dont_write_bytecode = True
-    sys.path[:] = cfg["sys_path"]
-    with contextlib.suppress(Exception):
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a file beyond RLIMIT_FSIZE: an error, not a kill
-    _install_network_block()
-    runner = _Runner(cfg["assignment"], cfg["student"], cfg["reference"], emit, f"submission_{cfg['assignment']}",
-                     cfg["watch"])
-    try:
-        runner.run(set(cfg["checks"]))
-        emit({"event": "done"})
-    finally:
+                os.close(fd)
         with contextlib.suppress(Exception):
-            sys.stdout.flush()
-            sys.stderr.flush()
-        os._exit(0)  # skip atexit handlers and non-daemon threads the submission may have left
+            while self.out_open:
+                chunk = os.read(self.proc.stdout.fileno(), 1 << 16)
+                if not chunk:
+                    break
+                self.stdout.add(chunk)
+        with contextlib.suppress(Exception):
+            self.proc.stdout.close()
+
+
+def _snapshot(dirs):
+    """{path: (size, mtime_ns)} of every entry below the given folders (symlinks not followed)."""
+    seen = {}
+    for root in dirs:
+        if not os.path.isdir(root):
+            continue
+        for folder, subdirs, files in os.walk(root):
+            for name in subdirs + files:
+                p = os.path.join(folder, name)
+                try:
+                    st = os.lstat(p)
+                except OSError:
+                    continue
+                seen[p] = (st.st_size if not stat.S_ISDIR(st.st_mode) else -1, st.st_mtime_ns)
+            if len(seen) > 10000:
+                break
+    return seen
+
+
+def _import(channel, work, label, deadline, overrun):
+    """Import the submission in a fresh worker: (ok, error, quiet message or "")."""
+    before = _snapshot([work])
+    printed = channel.printed if isinstance(channel, _InProcessChannel) else None
+    start_total = printed.total if printed else channel.stdout.total
+    start_len = len(printed.text()) if printed else len(channel.stdout.data)
+    if isinstance(channel, _WorkerProcess):
+        r = channel.ask("import", {}, deadline, overrun=overrun)
+        channel._pump(0.05)
+        total = channel.stdout.total - start_total
+        text = bytes(channel.stdout.data[start_len:start_len + 400]).decode("utf-8", "replace")
+    else:
+        r = channel.ask("import", {}, deadline)
+        total = printed.total - start_total
+        text = printed.text()[start_len:start_len + 400]
+    if "fail" in r:
+        return False, r["fail"], ""
+    if not r["ok"]:
+        return False, r["error"] or f"importing your {label} failed", ""
+    side = []
+    if total:
+        text = text.strip()
+        side.append(f"it printed {total} characters" + (f", starting with: {text[:200]!r}" if text else ""))
+    after = _snapshot([work])
+    changed = sorted(p for p in after if before.get(p) != after[p]) + sorted(p for p in before if p not in after)
+    if changed:
+        shown = ", ".join(os.path.relpath(p, work) for p in changed[:3])
+        side.append(f"it created or changed {len(changed)} file(s): {shown}")
+    if r["network"]:
+        side.append(f"it tried to open a network connection ({r['network'][0]}, blocked)")
+    return True, "", ("importing your file must only define things, but " + "; ".join(side)) if side else ""
+
+
+def _run_checks(assignment, keys, reference, start, label, check_limit, import_limit, final):
+    """Run ``keys`` in order. ``start()`` -> (channel, work folder) starts a worker. Every
+    result goes into ``final`` {key: (fraction, message)}; a lost worker zeroes its check and a
+    new one grades the rest."""
+    channel, failed = None, None
+    ctx = _Ctx(assignment, reference, None, label)
+    try:
+        for key in keys:
+            if key in final:
+                continue
+            if channel is None:
+                restarting = failed is not None
+                overrun = f"the time limit of {import_limit:g} s was reached"
+                try:
+                    channel, work = start()
+                    ok, error, quiet = _import(channel, work, label, time.monotonic() + import_limit, overrun)
+                except WorkerLost as e:
+                    ok, error, quiet = False, f"{e} while importing your {label}", ""
+                if not ok:
+                    for k in keys:
+                        if k in final:
+                            continue
+                        if restarting:
+                            final[k] = (0.0, f"not run: {error} while the grader restarted (re-importing your "
+                                             f"{label}) after the failure in {failed}")
+                        elif k == "import":
+                            final[k] = (0.0, error)
+                        else:
+                            final[k] = (0.0, f"not graded: your {label} did not import ({error})")
+                    break
+                if not restarting:
+                    final["import"] = (1.0, "ok")
+                    final["import_quiet"] = (0.0 if quiet else 1.0, quiet or "ok")
+                if key in final:
+                    continue
+            ctx.channel = channel
+            ctx.deadline = time.monotonic() + check_limit
+            try:
+                message = CHECK_FUNCTIONS[key](ctx)
+                final[key] = (1.0, message or "ok")
+            except CheckFail as e:
+                final[key] = (0.0, str(e))
+            except WorkerLost as e:
+                message = str(e)
+                if "longer than its limit" in message:
+                    message = f"the check took longer than its limit of {check_limit:g} s and was stopped"
+                elif "earns nothing" not in message:
+                    message += " during this check"
+                final[key] = (0.0, message)
+                channel.close()
+                channel, failed = None, key
+            except Exception as e:  # noqa: BLE001 - a reply the trusted side could not use
+                final[key] = (0.0, f"the grader could not use the reply to this check ({type(e).__name__}: "
+                                   f"{_short(e, 300)})")
+    finally:
+        if channel is not None:
+            channel.close()
 
 
 def grade_in_process(assignment, student_path, checks=None, reference_path=None):
-    """Run the checks in this process, without any isolation (for the tests of the checks).
+    """Run the checks with the worker's handler in this process, without any isolation (for the
+    tests of the checks). Returns ``[{"check", "score", "max_score", "output"}]``.
 
-    Returns ``[{"check", "score", "max_score", "output"}]`` like the isolated grader.
     The submission runs with the network blocked and its working directory set to a fresh
     temporary folder holding only a copy of the file.
     """
     reference_path = reference_path or os.path.join(HERE, ASSIGNMENTS[assignment]["file"])
+    table = {k: p for k, p, _ in POINTS[assignment]}
     keys = [k for k, _, _ in POINTS[assignment]] if checks is None else list(checks)
-    events = []
+    order = [k for k, _, _ in POINTS[assignment] if k in keys or k in ("import", "import_quiet")]
     tmp = tempfile.mkdtemp(prefix="autograde-inproc-")
-    copy_path = os.path.join(tmp, ASSIGNMENTS[assignment]["file"])
+    label = ASSIGNMENTS[assignment]["file"]
+    copy_path = os.path.join(tmp, label)
     shutil.copyfile(student_path, copy_path)
     cwd = os.getcwd()
     name = f"submission_{assignment}_{len(_INPROC_NAMES)}"
     _INPROC_NAMES.append(name)
-    undo = _install_network_block()
+    undo = W.install_network_block()
     dont_write = sys.dont_write_bytecode
     sys.dont_write_bytecode = True
+    final = {}
     try:
         os.chdir(tmp)
-        _Runner(assignment, copy_path, reference_path, events.append, name, [tmp]).run(set(keys))
+        reference = _load_reference(assignment, reference_path)
+        channel = _InProcessChannel(W.Worker(copy_path, assignment, name))
+        _run_checks(assignment, order, reference, lambda: (channel, tmp), label, math.inf, math.inf, final)
     finally:
         sys.dont_write_bytecode = dont_write
         undo()
         os.chdir(cwd)
         sys.modules.pop(name, None)
         shutil.rmtree(tmp, ignore_errors=True)
-    results = {e["check"]: e for e in events if e["event"] == "result"}
-    table = {k: p for k, p, _ in POINTS[assignment]}
-    return [{"check": k, "score": round(results[k]["fraction"] * table[k], 4) if k in results else 0.0,
-             "max_score": float(table[k]), "output": results[k]["output"] if k in results else "not run"}
-            for k in keys]
+    return [{"check": k, "score": round(final[k][0] * table[k], 4) if k in final else 0.0,
+             "max_score": float(table[k]), "output": final[k][1] if k in final else "not run"} for k in keys]
 
 
 _INPROC_NAMES = []
+
+
+# ==========================================================================================
+# the sandbox: how the worker process is started
+# ==========================================================================================
+def _quote(s):
+    import shlex
+
+    return shlex.quote(s)
+
+
+def _others_can_enter(path):
+    """True when every folder from / to ``path`` lets others (e.g. nobody) search it."""
+    path = os.path.realpath(path)
+    parts = path.split(os.sep)
+    for i in range(2, len(parts) + 1):
+        p = os.sep.join(parts[:i]) or os.sep
+        try:
+            st = os.stat(p)
+        except OSError:
+            return False
+        if stat.S_ISDIR(st.st_mode) and not st.st_mode & stat.S_IXOTH:
+            return False
+    return True
+
+
+def _blocked_ancestor(path):
+    """The highest folder on the way to ``path`` that others cannot search (None if none)."""
+    parts = os.path.realpath(path).split(os.sep)
+    for i in range(2, len(parts) + 1):
+        p = os.sep.join(parts[:i])
+        with contextlib.suppress(OSError):
+            st = os.stat(p)
+            if stat.S_ISDIR(st.st_mode) and not st.st_mode & stat.S_IXOTH:
+                return p
+    return None
+
+
+def _under(path, folder):
+    path, folder = os.path.realpath(path), os.path.realpath(folder)
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def _python_prefixes():
+    found = []
+    for p in (sys.base_prefix, sys.prefix, os.path.dirname(os.path.dirname(os.path.realpath(sys.executable)))):
+        p = os.path.realpath(p)
+        if p not in found:
+            found.append(p)
+    return [p for p in found if not any(q != p and _under(p, q) for q in found)]
+
+
+def _mount_plan(stage, work, hidden, cmd):
+    """The ``sh`` script run as root inside new mount/PID/network namespaces: it hides the
+    grader's folders (an empty tmpfs over each), keeps the Python installation visible (bind
+    mounts, also through folders only root may enter, e.g. /root), then becomes nobody and
+    starts the worker in its scratch folder."""
+    prefixes = _python_prefixes()
+    covers = []
+    for p in prefixes:
+        a = _blocked_ancestor(p)
+        if a and a not in covers:
+            covers.append(a)
+    for h in hidden:
+        h = os.path.realpath(h)
+        if os.path.isdir(h) and h not in covers and not any(_under(h, c) for c in covers):
+            covers.append(h)
+    covers = [c for c in covers if not _under(work, c) and c != "/"]
+    binds = [p for p in prefixes if any(_under(p, c) for c in covers)]
+    q = _quote
+    lines = ["set -e"]
+    for i, p in enumerate(binds):
+        lines += [f"mkdir -p {q(stage)}/{i}", f"mount --bind {q(p)} {q(stage)}/{i}"]
+    for c in covers:
+        lines.append(f"mount -t tmpfs -o mode=755,size=64k autograde-hidden {q(c)}")
+    for i, p in enumerate(binds):
+        lines += [f"mkdir -p {q(p)}", f"mount --bind {q(stage)}/{i} {q(p)}"]
+    lines.append(f"cd {q(work)}")
+    lines.append(f"exec setpriv --reuid={WORKER_UID} --regid={WORKER_UID} --clear-groups --no-new-privs "
+                 + " ".join(q(a) for a in cmd))
+    return "\n".join(lines), covers
+
+
+_PLAN_CACHE = {}
+
+
+def _sandbox_base():
+    """Where the sandbox folder goes: the temporary folder, or, as root when others cannot
+    enter it (the worker runs as nobody), the first of /tmp, /var/tmp, /dev/shm they can."""
+    base = tempfile.gettempdir()
+    if hasattr(os, "geteuid") and os.geteuid() == 0 and not _others_can_enter(base):
+        for other in ("/tmp", "/var/tmp", "/dev/shm"):
+            if os.path.isdir(other) and _others_can_enter(other):
+                return other
+    return base
+
+
+def _launch(sandbox, work, hidden, worker_cmd):
+    """(command, user or None, note): how to start the worker here. As root: new mount, PID and
+    network namespaces, the grader's folders hidden, the worker as nobody (probed once). As root
+    without namespaces: nobody when the Python installation is readable by it, else root. Not
+    root: the network/PID namespaces ``unshare`` allows, as the current user."""
+    no_unshare = os.environ.get("AUTOGRADE_NO_UNSHARE") == "1"
+    root = hasattr(os, "geteuid") and os.geteuid() == 0
+    unshare, setpriv = shutil.which("unshare"), shutil.which("setpriv")
+    if root and not no_unshare and unshare and setpriv and sys.platform.startswith("linux"):
+        ns = [unshare, "--mount", "--net", "--pid", "--fork", "--kill-child", "--mount-proc", "--propagation",
+              "private"]
+        stage = os.path.join(sandbox, "stage")
+        if "root" not in _PLAN_CACHE:
+            script, _ = _mount_plan(stage, work, hidden, [sys.executable, "-I", "-c", "import os; "
+                                                          "assert os.getuid() != 0; os.listdir('.')"])
+            try:
+                ok = subprocess.run(ns + ["sh", "-c", script], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL, timeout=20).returncode == 0
+            except (OSError, subprocess.SubprocessError):
+                ok = False
+            _PLAN_CACHE["root"] = ok
+        if _PLAN_CACHE["root"]:
+            script, covers = _mount_plan(stage, work, hidden, worker_cmd)
+            return (ns + ["sh", "-c", script], None,
+                    f"worker as nobody in network, PID and mount namespaces ({len(covers)} grader folder(s) hidden)")
+    if root:
+        if _others_can_enter(sys.executable) and all(_others_can_enter(p) for p in _python_prefixes()):
+            return (namespace_prefix() + worker_cmd, WORKER_UID,
+                    "worker as nobody, no mount namespace (world-readable grader files are readable to it), "
+                    + ("network and PID namespaces" if namespace_prefix() else "no namespaces"))
+        return (namespace_prefix() + worker_cmd, None,
+                "worker as root: no mount namespace and the Python installation is not readable by nobody; "
+                + ("network and PID namespaces" if namespace_prefix() else "no namespaces (unshare unavailable)"))
+    prefix = namespace_prefix()
+    return (prefix + worker_cmd, None, "not root: the worker runs as the grader's user; "
+            + ("network and PID namespaces" if prefix else "no namespaces (unshare unavailable)"))
 
 
 # ==========================================================================================
@@ -1597,18 +1555,20 @@ def _copy_source(src, dst):
     return ""
 
 
+
+
 def grade_assignment(assignment, student_file, timeout=DEFAULT_TIMEOUT, memory_mb=DEFAULT_MEMORY_MB,
                      reference_path=None, output_cap=OUTPUT_CAP, check_limit=None):
-    """Grade one file in a sandboxed subprocess. Never raises for anything the submission does.
+    """Grade one file in a sandboxed worker process. Never raises for anything the submission does.
 
-    ``check_limit``: seconds one check after the import may run (default: a quarter of
-    ``timeout``, at least ``CHECK_LIMIT_MIN``).
+    ``timeout``: seconds each import of the submission may take (the first one and the one
+    after each restart). ``check_limit``: seconds each check may take (default: a quarter of
+    ``timeout``, at least ``CHECK_LIMIT_MIN``); one check's overrun never shortens another's.
 
     Returns a dict: assignment, file, results [{check, name, score, max_score, output}],
     output (what the submission printed, capped), notes, seconds.
     """
     t0 = time.monotonic()
-    deadline = t0 + float(timeout)
     table = [(k, p, d) for k, p, d in POINTS[assignment]]
     reference_path = os.path.abspath(reference_path or os.path.join(HERE, ASSIGNMENTS[assignment]["file"]))
     label = ASSIGNMENTS[assignment]["file"]
@@ -1617,18 +1577,25 @@ def grade_assignment(assignment, student_file, timeout=DEFAULT_TIMEOUT, memory_m
     stdout = _Capped(output_cap)
     if check_limit is None:
         check_limit = max(CHECK_LIMIT_MIN, CHECK_LIMIT_FRACTION * float(timeout))
-    sandbox = tempfile.mkdtemp(prefix=f"autograde-{assignment}-")
+    sandbox = tempfile.mkdtemp(prefix=f"autograde-{assignment}-", dir=_sandbox_base())
     work, home, tmpd, cache = (os.path.join(sandbox, d) for d in ("work", "home", "tmp", "cache"))
-    for d in (work, home, tmpd, cache):
-        os.makedirs(d)
-    student_copy = os.path.join(work, label)
+    isolation = "not started"
     try:
-        problem = _copy_source(student_file, student_copy)
+        for d in (work, home, tmpd, cache):
+            os.makedirs(d)
+        problem = _copy_source(student_file, os.path.join(work, label))
         if problem:
             for k, _, _ in table:
                 final[k] = (0.0, problem.format(label=label))
             raise _Skip
-        prefix = namespace_prefix()
+        shutil.copyfile(WORKER_FILE, os.path.join(work, "autograde_worker.py"))
+        try:
+            reference = _load_reference(assignment, reference_path)
+        except BaseException as e:  # noqa: BLE001 - the grader's own fault: say so
+            for k, _, _ in table:
+                final[k] = (0.0, f"autograder error: the reference {reference_path} failed to import "
+                                 f"({type(e).__name__}: {e}); please tell the course staff")
+            raise _Skip from None
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": home, "TMPDIR": tmpd, "LANG": "C.UTF-8",
             "LC_ALL": "C.UTF-8", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
@@ -1639,41 +1606,23 @@ def grade_assignment(assignment, student_file, timeout=DEFAULT_TIMEOUT, memory_m
         }
         if os.environ.get("LD_LIBRARY_PATH"):
             env["LD_LIBRARY_PATH"] = os.environ["LD_LIBRARY_PATH"]
-        sys_path = [p for p in sys.path if p and os.path.isabs(p) and os.path.abspath(p) != HERE
+        hidden = [HERE, os.path.dirname(reference_path)]
+        sys_path = [p for p in sys.path if p and os.path.isabs(p) and not any(_under(p, h) for h in hidden)
                     and os.path.abspath(p) != os.path.dirname(os.path.abspath(student_file))]
-        attempt = 0
-        failed = None
-        while True:
-            pending = [k for k, _, _ in table if k not in final]
-            if not pending or time.monotonic() >= deadline:
-                break
-            attempt += 1
-            if attempt > len(table) + 1:
-                notes.append("too many restarts")
-                break
-            status, current, reason = _run_worker(
-                assignment, student_copy, reference_path, pending, prefix, env, sys_path,
-                [work], work, deadline, check_limit, memory_mb, stdout, final, timeout)
-            if status == "done":
-                continue
-            # the worker died or was killed while running `current`
-            if current is None or current == "import":
-                restarting = attempt > 1
-                for k in pending:
-                    if k == "import":
-                        final[k] = (0.0, f"{reason} while importing your {label}")
-                    elif restarting:
-                        final[k] = (0.0, f"not run: {reason} while the grader restarted (re-importing your "
-                                         f"{label}) after the failure in {failed}")
-                    else:
-                        final[k] = (0.0, f"not graded: {reason} while importing your {label}")
-                break
-            final.setdefault(current, (0.0, reason if reason.startswith("the check took") else
-                                       f"{reason} during this check"))
-            failed = current
-        for k, _, _ in table:
-            if k not in final:
-                final[k] = (0.0, f"not run: the time limit of {timeout:g} s for {label} was reached")
+        worker_cmd = [sys.executable, "-I", "-X", "utf8", os.path.join(work, "autograde_worker.py"), "{REQ_FD}",
+                      "{REP_FD}", os.path.join(work, label), assignment, json.dumps(sys_path)]
+        cmd, user, isolation = _launch(sandbox, work, hidden, worker_cmd)
+        os.chmod(sandbox, 0o711)
+        if user is not None or cmd[0] == shutil.which("unshare") and "setpriv" in cmd[-1]:
+            for d in (work, home, tmpd, cache):
+                os.chown(d, WORKER_UID, WORKER_UID)
+                os.chmod(d, 0o700)
+
+        def start():
+            return _WorkerProcess(cmd, work, env, memory_mb, stdout, user=user), work
+
+        _run_checks(assignment, [k for k, _, _ in table], reference, start, label, check_limit, float(timeout),
+                    final)
     except _Skip:
         pass
     except OSError as e:
@@ -1683,128 +1632,14 @@ def grade_assignment(assignment, student_file, timeout=DEFAULT_TIMEOUT, memory_m
         _rmtree(sandbox)
     results = []
     for k, p, d in table:
-        fraction, message = final[k]
-        fraction = min(1.0, max(0.0, float(fraction))) if isinstance(fraction, (int, float)) else 0.0
-        results.append({"check": k, "name": d, "score": round(fraction * p, 4), "max_score": float(p),
-                        "output": _short(message)})
-    isolation = "network and PID namespaces" if namespace_prefix() else "no namespaces (unshare unavailable)"
-    notes.append(f"sandbox: temporary working directory, {timeout:g} s, {memory_mb} MB address space, "
-                 f"minimal environment, {isolation}")
+        fraction, message = final.get(k, (0.0, "not run"))
+        results.append({"check": k, "name": d, "score": round(min(1.0, max(0.0, fraction)) * p, 4),
+                        "max_score": float(p), "output": _short(message)})
+    notes.append(f"sandbox: scratch folder, {timeout:g} s per import, {check_limit:g} s per check, {memory_mb} MB "
+                 f"address space, minimal environment; {isolation}")
     return {"assignment": assignment, "file": label, "results": results, "output": stdout.text(), "notes": notes,
             "seconds": time.monotonic() - t0}
 
-
-def _run_worker(assignment, student, reference, pending, prefix, env, sys_path, watch, cwd, deadline,
-                check_limit, memory_mb, stdout, final, timeout):
-    """Run one worker until it finishes, dies, or overruns. Records results into ``final``.
-
-    Returns (status, check running at the end, reason): status "done" when the worker
-    reported all its checks.
-    """
-    read_fd, write_fd = os.pipe()
-    cfg = {"fd": write_fd, "assignment": assignment, "student": student, "reference": reference,
-           "checks": pending, "sys_path": sys_path, "watch": watch}
-    cmd = prefix + [sys.executable, "-I", "-X", "utf8", os.path.abspath(__file__), "--_worker", json.dumps(cfg)]
-    try:
-        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, pass_fds=(write_fd,), start_new_session=True,
-                                preexec_fn=_limits(int(memory_mb) * 2**20))
-    finally:
-        os.close(write_fd)
-    sel = selectors.DefaultSelector()
-    os.set_blocking(read_fd, False)
-    os.set_blocking(proc.stdout.fileno(), False)
-    sel.register(read_fd, selectors.EVENT_READ, "events")
-    sel.register(proc.stdout.fileno(), selectors.EVENT_READ, "stdout")
-    buf = b""
-    current, started = None, time.monotonic()
-    done = False
-    reason = None
-    open_fds = 2
-
-    def handle(line):
-        nonlocal current, started, done
-        try:
-            ev = json.loads(line)
-        except ValueError:
-            return
-        if not isinstance(ev, dict):
-            return
-        kind = ev.get("event")
-        if kind == "start":
-            current, started = ev.get("check"), time.monotonic()
-        elif kind == "result":
-            key = ev.get("check")
-            if key in pending and key not in final:
-                fraction = ev.get("fraction", 0.0)
-                final[key] = (fraction if isinstance(fraction, (int, float)) else 0.0, str(ev.get("output", "")))
-            if key == current:
-                current = None
-        elif kind == "done":
-            done = True
-
-    try:
-        while True:
-            now = time.monotonic()
-            limit = deadline if current in (None, "import") else min(deadline, started + check_limit)
-            if now >= limit:
-                if current is not None and current != "import" and limit < deadline:
-                    reason = f"the check took longer than its limit of {check_limit:g} s and was stopped"
-                else:
-                    reason = f"the time limit of {timeout:g} s was reached"
-                break
-            events = sel.select(timeout=min(0.5, max(0.01, limit - now))) if open_fds else []
-            for key, _ in events:
-                fd = key.fileobj
-                try:
-                    chunk = os.read(fd, 65536)
-                except BlockingIOError:
-                    continue
-                except OSError:
-                    chunk = b""
-                if not chunk:
-                    sel.unregister(fd)
-                    open_fds -= 1
-                    continue
-                if key.data == "stdout":
-                    stdout.add(chunk)
-                else:
-                    buf += chunk
-                    *lines, buf = buf.split(b"\n")
-                    for line in lines:
-                        handle(line)
-            if proc.poll() is not None:
-                # drain what is left, then stop
-                for key in list(sel.get_map().values()):
-                    with contextlib.suppress(OSError):
-                        while True:
-                            chunk = os.read(key.fileobj, 65536)
-                            if not chunk:
-                                break
-                            if key.data == "stdout":
-                                stdout.add(chunk)
-                            else:
-                                buf += chunk
-                for line in buf.split(b"\n"):
-                    handle(line)
-                buf = b""
-                if not done:
-                    reason = f"the grading process {_describe_exit(proc.returncode)}"
-                break
-            if not open_fds:
-                time.sleep(0.05)
-    finally:
-        _kill_group(proc)
-        if _SUBREAPER:  # setsid'ed descendants re-parented to the grader (no PID namespace)
-            _kill_orphans()
-        sel.close()
-        with contextlib.suppress(OSError):
-            os.close(read_fd)
-        with contextlib.suppress(Exception):
-            proc.stdout.close()
-    if done:
-        return "done", None, None
-    return "failed", current, reason
 
 
 # ------------------------------------------------------------------------------ reports
@@ -1922,12 +1757,13 @@ def make_bundle(assignment, out_zip, timeout=DEFAULT_TIMEOUT):
         "setup.sh": (SETUP_SH.format(pypi=pypi, torch=torch_pins), 0o755),
         "run_autograder": (RUN_AUTOGRADER.format(file=info["file"], assignment=assignment, timeout=timeout), 0o755),
         "autograde.py": (open(os.path.abspath(__file__), encoding="utf-8").read(), 0o644),
+        "autograde_worker.py": (open(WORKER_FILE, encoding="utf-8").read(), 0o644),
         "common.py": (open(os.path.join(HERE, "common.py"), encoding="utf-8").read(), 0o644),
         info["file"]: (open(reference, encoding="utf-8").read(), 0o644),
         "requirements.txt": ("".join(f"{p}=={pins[p]}\n" for p in ("torch", "torchvision") + ALLOWED_PYPI
                                      if p in pins), 0o644),
     }
-    from common import atomic_write  # trusted side only: the worker process (python -I) never imports common
+    from common import atomic_write  # trusted side only: the worker never imports common
 
     def write(tmp):
         with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
@@ -2070,8 +1906,6 @@ def _missing_file_grading(assignment, folder):
 
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["--_worker"]:
-        return _worker_main(argv[1:])
     from common import atomic_write_bytes, check_out_dir  # trusted side only (see make_bundle)
 
     parser = build_parser()
@@ -2196,8 +2030,6 @@ def cli():
     the worker trees and sandboxes are cleaned up first."""
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _on_terminate)
-    if sys.argv[1:2] == ["--_worker"]:
-        return _worker_main(sys.argv[2:])
     from common import quiet_exit
 
     _become_subreaper()

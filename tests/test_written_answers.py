@@ -1099,6 +1099,205 @@ def check_hw5_Q2_c_ii(body):
         _close(stats.multivariate_normal(env["mean"], env["cov"]).pdf(U), dens, rtol=1e-10)
 
 
+# ---- hw5 Q1 (general case): brute force over every matching Z (N^N one-hot row matrices)
+def _reg_case(seed, N=4):
+    rng = np.random.default_rng(seed)
+    P, Q = rng.normal(size=(N, 2)), rng.normal(size=(N, 2))
+    T = rng.normal(size=2) * 0.5
+    Pi = rng.dirichlet(np.ones(N), size=N)
+    return rng, P, Q, T, Pi, 0.5 + rng.random()
+
+
+def _eq1(p, q, T, sigma):
+    """Eq. (1) as printed, for one pair of points, in Python floats."""
+    d2 = (p[0] + T[0] - q[0]) ** 2 + (p[1] + T[1] - q[1]) ** 2
+    return math.exp(-d2 / (2 * sigma**2)) / (math.sqrt(2 * math.pi) * sigma)
+
+
+def _literal_log_joint(P, Q, Z, T, Pi, sigma):
+    """log of Eq. (2)'s product over i, j of (Pi_ij N_ij)^Z_ij, term by term."""
+    N = len(P)
+    return sum(Z[i, j] * math.log(Pi[i, j] * _eq1(P[i], Q[j], T, sigma))
+               for i in range(N) for j in range(N) if Z[i, j])
+
+
+def _all_matchings(N):
+    """Every Z with one 1 per row, as an (N^N, N) array of column indices."""
+    return np.array(list(itertools.product(range(N), repeat=N)))
+
+
+def _posterior_over_z(P, Q, T, Pi, sigma):
+    """(matchings, posterior) of Z given P, Q by Bayes over the whole joint (no per-row shortcut)."""
+    N = len(P)
+    W = np.array([[Pi[i, j] * _eq1(P[i], Q[j], T, sigma) for j in range(N)] for i in range(N)])
+    idx = _all_matchings(N)
+    joint = np.prod(W[np.arange(N), idx], axis=1)
+    return idx, joint / joint.sum()
+
+
+def _marginals(idx, post, N):
+    return np.array([[post[idx[:, i] == j].sum() for j in range(N)] for i in range(N)])
+
+
+def check_hw5_Q1_a_i(body):
+    for seed in range(3):
+        rng, P, Q, T, Pi, sigma = _reg_case(seed, N=5)
+        for Z in (np.eye(5), np.eye(5)[rng.integers(0, 5, size=5)]):
+            got = _ev(body, dict(P=P, Q=Q, Z=Z, T=T, Pi=Pi, sigma=sigma))["logP"]
+            _close(got, _literal_log_joint(P, Q, Z, T, Pi, sigma), rtol=1e-12)
+
+
+def check_hw5_Q1_a_ii(body):
+    for seed in range(3):
+        _, P, Q, T, Pi, sigma = _reg_case(seed, N=5)
+        got = _ev(body, dict(P=P, Q=Q, T=T, Pi=Pi, sigma=sigma, N=5))["logP"]
+        _close(got, _literal_log_joint(P, Q, np.eye(5), T, Pi, sigma), rtol=1e-12)
+
+
+def check_hw5_Q1_b_i(body):
+    for seed in range(3):
+        _, P, Q, T, Pi, sigma = _reg_case(seed)
+        idx, post = _posterior_over_z(P, Q, T, Pi, sigma)
+        env = _ev(body, dict(P=P, Q=Q, T=T, Pi=Pi, sigma=sigma, N=len(P)))
+        _close(env["R"], _marginals(idx, post, len(P)), rtol=1e-10, atol=1e-14)
+
+
+def check_hw5_Q1_b_ii(body):
+    """The special case: Pi^(t) puts all its mass on 'the first [N/2] points -> q1, the rest ->
+    q2' (floor); the posterior by brute force at random T is R."""
+    for N in (4, 5):
+        _, P, Q, T, _, sigma = _reg_case(N, N=N)
+        Pi = np.zeros((N, N))
+        Pi[: N // 2, 0] = 1.0
+        Pi[N // 2:, 1] = 1.0
+        idx, post = _posterior_over_z(P, Q, T, Pi, sigma)
+        _close(_ev(body, dict(N=N))["R"], _marginals(idx, post, N), atol=1e-12)
+
+
+def check_hw5_Q1_c_i(body):
+    """Q = E over Z ~ posterior(old parameters) of log P(P, Q, Z | new parameters), by
+    enumeration of every Z; R is the posterior's marginal."""
+    for seed in range(2):
+        rng, P, Q, T, Pi, sigma = _reg_case(seed)
+        N = len(P)
+        idx, post = _posterior_over_z(P, Q, T, Pi, sigma)
+        T_new, Pi_new = rng.normal(size=2), rng.dirichlet(np.ones(N), size=N)
+        ref = sum(w * _literal_log_joint(P, Q, np.eye(N)[z], T_new, Pi_new, sigma)
+                  for z, w in zip(idx, post))
+        env = _ev(body, dict(P=P, Q=Q, R=_marginals(idx, post, N), T=T_new, Pi=Pi_new,
+                             sigma=sigma, N=N))
+        _close(env["Qpsi"], ref, rtol=1e-10)
+
+
+def check_hw5_Q1_c_ii(body):
+    for N, M in ((6, 3), (7, 3), (7, 4)):  # floor; for odd N also the ceil reading
+        rng, P, Q, _, _, sigma = _reg_case(10 * N + M, N=N)
+        for _ in range(3):
+            T, Pi = rng.normal(size=2), rng.dirichlet(np.ones(N), size=N)
+            env = _ev(body, dict(P=P, Q=Q, T=T, Pi=Pi, sigma=sigma, N=N, M=M))
+            _close(env["Qpsi"], _special_case_q(P, Q, T, Pi, sigma, M), rtol=1e-12)
+
+
+def check_hw5_Q1_d_i(body):
+    """Maximise Q(T, Pi) = sum_ij R_ij log(Pi_ij N_ij) (torch's Normal for Eq. (1)) over T and
+    over row-stochastic Pi (softmax of free logits) with BFGS."""
+    rng, P, Q, _, _, sigma = _reg_case(5)
+    N = len(P)
+    R = rng.dirichlet(np.ones(N), size=N)
+    Pt, Qt, Rt = (torch.tensor(a) for a in (P, Q, R))
+
+    def negq(theta):
+        th = torch.tensor(theta, requires_grad=True)
+        T, Pi = th[:2], torch.softmax(th[2:].reshape(N, N), dim=1)
+        dist = torch.linalg.vector_norm(Pt[:, None] + T - Qt[None], dim=2)
+        logn = torch.distributions.Normal(0.0, sigma).log_prob(dist)  # Eq. (1) of the distance
+        val = -torch.sum(Rt * (torch.log(Pi) + logn))
+        val.backward()
+        return val.item(), th.grad.numpy()
+
+    opt = minimize(negq, np.zeros(2 + N * N), jac=True, method="BFGS", options={"gtol": 1e-10})
+    env = _ev(body, dict(P=P, Q=Q, R=R, N=N))
+    _close(env["T_new"], opt.x[:2], atol=1e-5)
+    _close(env["Pi_new"], torch.softmax(torch.tensor(opt.x[2:]).reshape(N, N), dim=1).numpy(),
+           atol=1e-5)
+
+
+# ---- hw2 Q1: torch.distributions as the reference
+def _tdist(pi, p):
+    D = torch.distributions
+    comp = D.Independent(D.Bernoulli(probs=torch.tensor(p)), 1)
+    return D.Categorical(probs=torch.tensor(pi)), comp, D.MixtureSameFamily(
+        D.Categorical(probs=torch.tensor(pi)), comp)
+
+
+def check_hw2_Q1_a_ii(body):
+    for seed in range(3):
+        _, X, pi, p = _small_mixture(seed, n=4, D=5, K=3)
+        _, _, mix = _tdist(pi, p)
+        for x in X:
+            ref = mix.log_prob(torch.tensor(x)).exp().item()
+            _close(_ev(body, dict(x=x, pi=pi, p=p))["Px"], ref, rtol=1e-12)
+
+
+def check_hw2_Q1_b_i(body):
+    _, _, pi, p = _small_mixture(0)
+    cat, _, _ = _tdist(pi, p)
+    for k in range(len(pi)):
+        ref = cat.log_prob(torch.tensor(k)).exp().item()
+        _close(_ev(body, dict(pi=pi, z=np.eye(len(pi))[k]))["Pz"], ref, rtol=1e-12)
+
+
+def check_hw2_Q1_b_ii(body):
+    _, X, pi, p = _small_mixture(1)
+    _, comp, _ = _tdist(pi, p)
+    for x in X:
+        lp = comp.log_prob(torch.tensor(x)).exp().numpy()  # P(x | p_k) for every k
+        for k in range(len(pi)):
+            got = _ev(body, dict(x=x, p=p, pi=pi, z=np.eye(len(pi))[k]))["Px_z"]
+            _close(got, lp[k], rtol=1e-12)
+
+
+def _joint_by_enumeration(X, pi, p):
+    """(every Z as component indices, P(Z, D) for each) from torch's Categorical and Bernoulli."""
+    cat, comp, _ = _tdist(pi, p)
+    n, K = len(X), len(pi)
+    lp = comp.log_prob(torch.tensor(X)[:, None]).numpy()  # (n, K): log P(x_i | p_k)
+    lc = cat.log_prob(torch.arange(K)).numpy()
+    idx = np.array(list(itertools.product(range(K), repeat=n)))
+    return idx, np.exp(np.sum(lc[idx] + lp[np.arange(n), idx], axis=1))
+
+
+def check_hw2_Q1_b_iii(body):
+    for seed in range(2):
+        _, X, pi, p = _small_mixture(seed, n=3, D=5, K=3)
+        idx, joint = _joint_by_enumeration(X, pi, p)
+        K = len(pi)
+        got = [_ev(body, dict(X=X, pi=pi, p=p, Z=np.eye(K)[z]))["PZD"] for z in idx]
+        _close(got, joint, rtol=1e-12)
+        _, _, mix = _tdist(pi, p)  # and it marginalises to the mixture likelihood
+        _close(np.sum(got), mix.log_prob(torch.tensor(X)).sum().exp().item(), rtol=1e-12)
+
+
+def check_hw2_Q1_b_iv(body):
+    for seed in range(2):
+        _, X, pi, p = _small_mixture(seed, n=3, D=5, K=3)
+        idx, joint = _joint_by_enumeration(X, pi, p)
+        post = joint / joint.sum()
+        ref = np.array([[post[idx[:, i] == k].sum() for k in range(len(pi))] for i in range(len(X))])
+        _close(_ev(body, dict(X=X, pi=pi, p=p))["eta"], ref, rtol=1e-10)
+
+
+def check_hw2_Q1_b_v(body):
+    """E over the posterior of Z (old parameters) of log P(Z, D | new ones), by enumeration."""
+    rng, X, pi, p = _small_mixture(1, n=4, D=5, K=3)
+    pi_new, p_new = rng.dirichlet(np.ones(3)), rng.uniform(0.05, 0.95, size=p.shape)
+    idx, joint = _joint_by_enumeration(X, pi, p)
+    post = joint / joint.sum()
+    _, joint_new = _joint_by_enumeration(X, pi_new, p_new)
+    ref = float(post @ np.log(joint_new))
+    eta = np.array([[post[idx[:, i] == k].sum() for k in range(3)] for i in range(len(X))])
+    _close(_ev(body, dict(X=X, eta=eta, pi_new=pi_new, p_new=p_new))["EQ"], ref, rtol=1e-12)
+
 CHECKS = {name[len("check_"):].replace("_", ".", 2).replace("_", "."): fn
           for name, fn in dict(globals()).items() if name.startswith("check_hw")}
 # names like check_hw5_Q2_a_identity -> hw5.Q2.a.identity; hw2.sheet ids keep their dots

@@ -1027,8 +1027,14 @@ def check_hw2_Q3_d(body):
     _check_q3(body, (64,))
 
 
-def _verdict(body, expected):
-    assert _fields(body)["result"] == ("right" if expected else "wrong")
+def _verdict(body, expected, steps=None):
+    """result (the final answer) and, where the check computes it, steps (the derivation)."""
+    f = _fields(body)
+    assert f["result"] == ("right" if expected else "wrong")
+    if steps is not None:
+        assert f.get("steps") == ("right" if steps else "wrong")
+    else:
+        assert "steps" not in f, "a steps verdict the check does not compute"
 
 
 def check_hw2_sheet_Q1_A_iii(body):
@@ -1043,7 +1049,13 @@ def check_hw2_sheet_Q1_C_i(body):
     X, eta, _, _, _ = _mixture_case()
     sub = (eta.T @ X) / eta.sum(axis=0)[:, None]
     grad = eta.T @ X / sub - eta.T @ (1 - X) / (1 - sub)
-    _verdict(body, np.allclose(grad, 0, atol=1e-9))
+    # steps: the submitted derivative sum eta [x/p + (1-x)/(1-p)] against autograd of Q
+    p0 = np.random.default_rng(5).uniform(0.1, 0.9, size=sub.shape)
+    pt = torch.tensor(p0, requires_grad=True)
+    _q_torch(torch.tensor(X), torch.tensor(eta), torch.full((eta.shape[1],), 1.0 / eta.shape[1],
+             dtype=torch.float64), pt).backward()
+    deriv = eta.T @ X / p0 + eta.T @ (1 - X) / (1 - p0)
+    _verdict(body, np.allclose(grad, 0, atol=1e-9), steps=np.allclose(deriv, pt.grad.numpy()))
 
 
 def check_hw2_sheet_Q2_E(body):
@@ -1061,7 +1073,9 @@ def check_hw2_sheet_Q2_G(body):
     conv = torch.nn.Conv2d(1, 20, 5)
     y = conv(torch.zeros(1, 1, 28, 28))
     z = torch.nn.MaxPool2d(2)(y)
-    _verdict(body, tuple(y.shape[1:]) == (20, 24, 24) and tuple(z.shape[1:]) == (20, 12, 12))
+    stated = (28 - 5 + 2 * 1) / 2 + 1  # the stated [(I - F + 2S)/2] + 1 with I = 28, F = 5, S = 1
+    _verdict(body, tuple(y.shape[1:]) == (20, 24, 24) and tuple(z.shape[1:]) == (20, 12, 12),
+             steps=stated == y.shape[-1])
 
 
 def check_hw2_sheet_Q2_H(body):
@@ -1298,6 +1312,206 @@ def check_hw2_Q1_b_v(body):
     eta = np.array([[post[idx[:, i] == k].sum() for k in range(3)] for i in range(len(X))])
     _close(_ev(body, dict(X=X, eta=eta, pi_new=pi_new, p_new=p_new))["EQ"], ref, rtol=1e-12)
 
+# ---- hw2 Q2 (a), (c): the graph and the two passes, against torch's autograd graph of f
+def _q2_leaves():
+    return {n: torch.tensor(v, dtype=torch.float64, requires_grad=True)
+            for n, v in (("w1", 0.3), ("w2", -1.2), ("w3", 0.7), ("x", 1.5))}
+
+
+class _LogOps(torch.overrides.TorchFunctionMode):
+    """Records every tensor the forward evaluation computes, in the order it computes them."""
+
+    def __init__(self):
+        super().__init__()
+        self.out = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        r = func(*args, **(kwargs or {}))
+        if isinstance(r, torch.Tensor) and r.grad_fn is not None:
+            self.out.append(r)
+        return r
+
+
+def _reference_f(leaves):
+    """The assignment's f = w3 sigma2(w2 sigma1(w1 x)), and its intermediate tensors in order."""
+    with _LogOps() as log:
+        f = leaves["w3"] * torch.sigmoid(leaves["w2"] * torch.sigmoid(leaves["w1"] * leaves["x"]))
+    return f, log.out
+
+
+def _graph_sig(fn, names):
+    """The autograd graph below fn as a string: op(children), leaves by name, children sorted
+    (a product's operands have no order)."""
+    if fn is None:
+        return "const"
+    if type(fn).__name__ == "AccumulateGrad":
+        return names[id(fn.variable)]
+    kids = sorted(_graph_sig(c, names) for c, _ in fn.next_functions)
+    return f"{type(fn).__name__}({', '.join(kids)})"
+
+
+def _q2_graph(body, leaves):
+    env = _ev(body, {**leaves, "sigma1": torch.sigmoid, "sigma2": torch.sigmoid})
+    return {k: env[k] for k in _fields(body)}
+
+
+def check_hw2_Q2_a(body):
+    leaves = _q2_leaves()
+    names = {id(t): n for n, t in leaves.items()}
+    nodes = _q2_graph(body, leaves)
+    f_ref, inter = _reference_f(leaves)
+    assert set(nodes) == {"u1", "h1", "u2", "h2", "f"}
+    assert _graph_sig(nodes["f"].grad_fn, names) == _graph_sig(f_ref.grad_fn, names)
+    # every named node is a node of f's graph (same subgraph, same value)
+    ref_sigs = {_graph_sig(t.grad_fn, names) for t in inter}
+    for n, t in nodes.items():
+        assert _graph_sig(t.grad_fn, names) in ref_sigs, n
+        assert any(torch.equal(t, r) for r in inter), n
+
+
+def check_hw2_Q2_c(body):
+    """forward: the order in which evaluating f computes the nodes; backward: the order in which
+    autograd produces df/d(node) (tensor hooks). Nodes are named by the hw2.Q2.a block."""
+    f = _fields(body)
+    leaves = _q2_leaves()
+    nodes = _q2_graph(_blocks()["hw2.Q2.a"][0][1], leaves)
+    f_ref, inter = _reference_f(leaves)
+
+    def name(t):
+        [n] = [k for k, v in nodes.items() if torch.equal(v, t)]
+        return n
+
+    order = []
+    for t in inter:
+        t.register_hook(lambda g, n=name(t): order.append(n))
+    f_ref.backward()
+    assert [s.strip() for s in f["forward"].split(",")] == [name(t) for t in inter]
+    assert [s.strip() for s in f["backward"].split(",")] == order
+
+
+# ---- the submitted hw2 sheet: each submitted formula (transcribed from hw2.md here, as the
+# student wrote it) evaluated against torch.distributions / autograd / the optimum
+def check_hw2_sheet_Q1_A_i(body):
+    _, X, pi, p = _small_mixture(0)
+    _, comp, _ = _tdist(pi, p)
+    sub = np.array([[np.prod(pk ** x * (1 - pk) ** (1 - x)) for pk in p] for x in X])
+    _verdict(body, np.allclose(sub, comp.log_prob(torch.tensor(X)[:, None]).exp().numpy(),
+                               rtol=1e-12))
+
+
+def check_hw2_sheet_Q1_A_ii(body):
+    _, X, pi, p = _small_mixture(1)
+    _, _, mix = _tdist(pi, p)
+    sub = [sum(pi[k] * np.prod(p[k] ** x * (1 - p[k]) ** (1 - x)) for k in range(len(pi)))
+           for x in X]
+    _verdict(body, np.allclose(sub, mix.log_prob(torch.tensor(X)).exp().numpy(), rtol=1e-12))
+
+
+def check_hw2_sheet_Q1_B_i(body):
+    _, _, pi, p = _small_mixture(2)
+    cat, _, _ = _tdist(pi, p)
+    K = len(pi)
+    sub = [np.prod(pi ** np.eye(K)[k]) for k in range(K)]
+    _verdict(body, np.allclose(sub, cat.log_prob(torch.arange(K)).exp().numpy(), rtol=1e-12))
+
+
+def check_hw2_sheet_Q1_B_ii(body):
+    _, X, pi, p = _small_mixture(3)
+    _, comp, _ = _tdist(pi, p)
+    K = len(pi)
+    ref = comp.log_prob(torch.tensor(X)[:, None]).exp().numpy()  # P(x_i | z_i = e_k)
+    first = np.array([[np.prod(pi ** np.eye(K)[k]) for k in range(K)] for _ in X])  # prod pi^z
+    last = np.array([[np.prod([bern_pmf(x, p[j]) ** np.eye(K)[k][j] for j in range(K)])
+                      for k in range(K)] for x in X])  # prod_k P(x | p_k)^z_k
+    _verdict(body, np.allclose(last, ref, rtol=1e-12), steps=np.allclose(first, ref, rtol=1e-12))
+
+
+def check_hw2_sheet_Q1_B_iii(body):
+    _, X, pi, p = _small_mixture(0, n=3, D=5, K=3)
+    idx, joint = _joint_by_enumeration(X, pi, p)
+    K = len(pi)
+    sub = [np.prod([np.prod([pi[k] ** Z[i, k] * bern_pmf(x, p[k]) ** Z[i, k] for k in range(K)])
+                    for i, x in enumerate(X)]) for Z in (np.eye(K)[z] for z in idx)]
+    _verdict(body, np.allclose(sub, joint, rtol=1e-12))
+
+
+def check_hw2_sheet_Q1_B_iv(body):
+    _, X, pi, p = _small_mixture(4, n=3, D=5, K=3)
+    idx, joint = _joint_by_enumeration(X, pi, p)
+    post = joint / joint.sum()
+    K = len(pi)
+    ref = np.array([[post[idx[:, i] == k].sum() for k in range(K)] for i in range(len(X))])
+    sub = np.array([[pi[k] * np.prod(p[k] ** x * (1 - p[k]) ** (1 - x)) /
+                     sum(pi[j] * np.prod(p[j] ** x * (1 - p[j]) ** (1 - x)) for j in range(K))
+                     for k in range(K)] for x in X])
+    _verdict(body, np.allclose(sub, ref, rtol=1e-10))
+
+
+def check_hw2_sheet_Q1_B_v(body):
+    rng, X, pi, p = _small_mixture(1, n=4, D=5, K=3)
+    K = len(pi)
+    pi_new, p_new = rng.dirichlet(np.ones(K)), rng.uniform(0.05, 0.95, size=p.shape)
+    idx, joint = _joint_by_enumeration(X, pi, p)
+    post = joint / joint.sum()
+    _, joint_new = _joint_by_enumeration(X, pi_new, p_new)
+    ref = float(post @ np.log(joint_new))
+    eta = np.array([[post[idx[:, i] == k].sum() for k in range(K)] for i in range(len(X))])
+    sub = sum(eta[i, k] * (math.log(pi_new[k]) + sum(
+        x[d] * math.log(p_new[k, d]) + (1 - x[d]) * math.log(1 - p_new[k, d]) for d in range(5)))
+        for i, x in enumerate(X) for k in range(K))
+    # the first line, for a one-hot Z: [sum_i sum_k z log P(x_i | p_k)] + [sum_k z_k^i log pi_k]
+    # with the pi term for one i only (no sum over i; read charitably for each possible i)
+    Zs = [np.eye(K)[z] for z in idx]
+    log_joint_new = np.log(joint_new)
+    first_ok = any(all(math.isclose(
+        sum(Z[i, k] * math.log(bern_pmf(x, p_new[k])) for i, x in enumerate(X) for k in range(K))
+        + sum(Z[i0, k] * math.log(pi_new[k]) for k in range(K)), lj, rel_tol=1e-9)
+        for Z, lj in zip(Zs, log_joint_new)) for i0 in range(len(X)))
+    _verdict(body, math.isclose(sub, ref, rel_tol=1e-12), steps=first_ok)
+
+
+def check_hw2_sheet_Q1_C_ii(body):
+    rng = np.random.default_rng(6)
+    n, K = 20, 3
+    eta = rng.dirichlet(np.ones(K), size=n)
+    Nk = eta.sum(axis=0)
+    cons = {"type": "eq", "fun": lambda q: np.sum(q) - 1}
+    opt = minimize(lambda q: -float(np.sum(Nk * np.log(q))), np.full(K, 1.0 / K), method="SLSQP",
+                   bounds=[(1e-9, 1)] * K, constraints=[cons], options={"ftol": 1e-14})
+    lam = Nk.sum()  # the submitted lambda = sum_k N_k, and pi_k = N_k / lambda
+    sub = Nk / lam
+    # its own stationarity condition N_k / pi_k + lambda = 0 at its own solution
+    _verdict(body, np.allclose(sub, opt.x, atol=1e-5), steps=np.allclose(Nk / sub + lam, 0))
+
+
+def check_hw2_sheet_Q2_B(body):
+    u = torch.linspace(-20, 20, 401, dtype=torch.float64, requires_grad=True)
+    torch.sigmoid(u).sum().backward()
+    un, s = u.detach().numpy(), torch.sigmoid(u).detach().numpy()
+    forms = (np.exp(-un) / (1 + np.exp(-un)) ** 2, s * (1 - s))
+    _verdict(body, all(np.allclose(v, u.grad.numpy(), rtol=1e-9, atol=3e-16) for v in forms))
+
+
+def check_hw2_sheet_Q2_D(body):
+    w1, w2, w3, x = _random_points(seed=1)
+    _, _, g3 = _autograd(w1, w2, w3, x)
+    _verdict(body, np.allclose(sig(w2 * sig(w1 * x)), g3, rtol=1e-12))
+
+
+def check_hw2_sheet_Q2_F(body):
+    w1, w2, w3, x = _random_points(seed=2)
+    g1, g2, _ = _autograd(w1, w2, w3, x)
+    s1 = sig(w1 * x)
+    s2 = sig(w2 * s1)
+    sub = w3 * s2 * (1 - s2) * w2 * s1 * (1 - s1) * x  # labelled df/dw2 on the sheet
+    order = []  # "reverse order": the last layer's derivative first
+    ws = {n: torch.tensor(v, requires_grad=True) for n, v in (("w1", 0.3), ("w2", -1.2), ("w3", 0.7))}
+    for n, t in ws.items():
+        t.register_hook(lambda g, n=n: order.append(n))
+    (ws["w3"] * torch.sigmoid(ws["w2"] * torch.sigmoid(ws["w1"] * 1.5))).backward()
+    right = np.allclose(sub, g1, rtol=1e-10, atol=1e-300) and order == ["w3", "w2", "w1"]
+    _verdict(body, right, steps=np.allclose(sub, g2, rtol=1e-10, atol=1e-300))
+
 CHECKS = {name[len("check_"):].replace("_", ".", 2).replace("_", "."): fn
           for name, fn in dict(globals()).items() if name.startswith("check_hw")}
 # names like check_hw5_Q2_a_identity -> hw5.Q2.a.identity; hw2.sheet ids keep their dots
@@ -1336,6 +1550,9 @@ def _mutants(body, pid):
     if "result" in f:
         new = {"right": "wrong", "wrong": "right"}[f["result"]]
         out.append(("flip verdict", body.replace(f"result = {f['result']}", f"result = {new}")))
+        if "steps" in f:
+            new = {"right": "wrong", "wrong": "right"}[f["steps"]]
+            out.append(("flip steps", body.replace(f"steps = {f['steps']}", f"steps = {new}")))
         return out
     for i, line in enumerate(head):
         k, _, v = line.partition(" = ")

@@ -1512,6 +1512,100 @@ def check_hw2_sheet_Q2_F(body):
     right = np.allclose(sub, g1, rtol=1e-10, atol=1e-300) and order == ["w3", "w2", "w1"]
     _verdict(body, right, steps=np.allclose(sub, g2, rtol=1e-10, atol=1e-300))
 
+# ---- code parts: the key's checkable claims against the handout's tables built from torch.nn
+# layers here, and against the repository's modules (hw5.py, hw2_ResNet.py)
+def _count(m):
+    return sum(t.numel() for t in m.parameters())
+
+
+def _table1():
+    """hw5 Table 1 (the handout's spec) from torch.nn layers."""
+    nn = torch.nn
+    layers = []
+    for i, o, pool in ((1, 16, 2), (16, 32, 2), (32, 64, 2), (64, 128, 4)):
+        layers += [nn.Conv2d(i, o, 3, 1, 1), nn.LeakyReLU(0.2), nn.MaxPool2d(pool, pool, 0)]
+    return nn.Sequential(*layers, nn.Flatten(), nn.Linear(128, 1), nn.Sigmoid(), nn.Flatten(0))
+
+
+def _table2():
+    nn = torch.nn
+    layers = [nn.Unflatten(1, (128, 1, 1))]
+    for i, o, s, p in ((128, 64, 1, 0), (64, 32, 2, 1), (32, 16, 2, 1), (16, 1, 2, 1)):
+        layers += [nn.ConvTranspose2d(i, o, 4, s, p), nn.LeakyReLU(0.2)]
+    return nn.Sequential(*layers[:-1], nn.Tanh())
+
+
+def _check_net(body, spec, real, x, out_key, n, lo, hi):
+    env = _ev(body, dict(N=n))
+    assert int(env["params"]) == env["params"] == _count(spec) == _count(real)
+    with torch.no_grad():
+        for net in (spec, real):
+            y = net(x)
+            assert tuple(y.shape) == tuple(env[out_key])
+            assert env["output_range"] == (lo, hi) and bool(((y > lo) & (y < hi)).all())
+
+
+def check_hw5_Q3_a(body):
+    import hw5
+
+    torch.manual_seed(0)
+    _check_net(body, _table1(), hw5.Discriminator(), torch.rand(3, 1, 32, 32) * 2 - 1,
+               "output_shape", 3, 0, 1)
+
+
+def check_hw5_Q3_b(body):
+    import hw5
+
+    torch.manual_seed(0)
+    _check_net(body, _table2(), hw5.Generator(), torch.randn(3, 128), "output_shape", 3, -1, 1)
+
+
+def check_hw5_Q3_c(body):
+    """V from D's outputs, against hw5.GAN.calculate_V on the same D, G, x, z."""
+    import hw5
+
+    gan = hw5.GAN(device="cpu", seed=0, channels_last=False, verbose=False)
+    gen = torch.Generator().manual_seed(1)
+    x = torch.rand(5, 1, 32, 32, generator=gen) * 2 - 1
+    z = torch.randn(7, 128, generator=gen)
+    with torch.no_grad():
+        d_real = gan.D(x).double().numpy()
+        d_fake = gan.D(gan.G(z)).double().numpy()
+        ref = gan.calculate_V(x, z).item()
+    _close(_ev(body, dict(d_real=d_real, d_fake=d_fake))["V"], ref, rtol=1e-5)
+
+
+def _spec_block(C):
+    nn = torch.nn
+    return nn.Sequential(nn.Conv2d(C, C, 3, 1, 1, bias=False), nn.BatchNorm2d(C), nn.ReLU(),
+                         nn.Conv2d(C, C, 3, 1, 1, bias=False), nn.BatchNorm2d(C))
+
+
+def check_hw2_Q3_a(body):
+    import hw2_ResNet
+
+    for C, (N, H, W) in ((1, (2, 5, 6)), (2, (3, 4, 7)), (4, (2, 6, 3)), (64, (2, 3, 5))):
+        env = _ev(body, dict(C=C, N=N, H=H, W=W))
+        real = hw2_ResNet.Block(C).eval()
+        assert env["params"] == _count(_spec_block(C)) == _count(real), C
+        with torch.no_grad():
+            assert tuple(real(torch.randn(N, C, H, W)).shape) == tuple(env["output_shape"]), C
+
+
+def check_hw2_Q3_b(body):
+    import hw2_ResNet
+
+    nn = torch.nn
+    for C, N in ((1, 3), (2, 5), (4, 2), (64, 3)):
+        env = _ev(body, dict(C=C, N=N))
+        spec = nn.Sequential(nn.Conv2d(1, C, 3, 2, 1, bias=False), nn.BatchNorm2d(C), nn.ReLU(),
+                             nn.MaxPool2d(2), _spec_block(C), nn.AdaptiveAvgPool2d(1),
+                             nn.Flatten(), nn.Linear(C, 10))
+        real = hw2_ResNet.ResNet(C).eval()
+        assert env["params"] == _count(spec) == _count(real), C
+        with torch.no_grad():
+            assert tuple(real(torch.randn(N, 1, 8, 8)).shape) == tuple(env["logits_shape"]), C
+
 CHECKS = {name[len("check_"):].replace("_", ".", 2).replace("_", "."): fn
           for name, fn in dict(globals()).items() if name.startswith("check_hw")}
 # names like check_hw5_Q2_a_identity -> hw5.Q2.a.identity; hw2.sheet ids keep their dots
@@ -1643,6 +1737,18 @@ def test_prose_and_blocks_state_the_same_numbers_and_shapes():
     c = section("hw5.Q2.c.i")
     for name, lines in _fields(blocks["hw5.Q2.c.i"]).items():
         assert f"**`{name}`, lines {lines}**" in c, name
+    # the GAN's parameter counts and the ResNet's parameter formula
+    gan = text[text.index("### Q3. GAN"):text.index("```answer hw5.Q3.a")]
+    for pid in ("hw5.Q3.a", "hw5.Q3.b"):
+        assert f"**{int(_fields(blocks[pid])['params']):,}**" in gan, pid
+    res = text[text.rindex("\n\n", 0, text.index("```answer hw2.Q3.a") - 2):text.index("```answer hw2.Q3.a")]
+    polys = re.findall(r"has\s+\$(\d+C\^2(?: \+ \d+C)?(?: \+ \d+)?)\$ parameters", res)
+    assert len(polys) == 2
+    for pid, poly in zip(("hw2.Q3.a", "hw2.Q3.b"), polys):
+        expr = re.sub(r"(\d+)C\b", r"\1 * C", re.sub(r"(\d+)C\^2", r"\1 * C * C", poly))
+        for C in (1, 3, 64):
+            prose = eval(expr, {"__builtins__": {}}, {"C": C})
+            assert _ev(blocks[pid], dict(C=C, N=1, H=1, W=1))["params"] == prose, (pid, C)
     # the Q3 table and the Q3 blocks
     table = _table(text)
     for pid, widths in (("hw2.Q3.c", (1, 2, 4)), ("hw2.Q3.d", (64,))):

@@ -1191,6 +1191,9 @@ def _import(channel, work, label, deadline, overrun):
     return True, "", ("importing your file must only define things, but " + "; ".join(side)) if side else ""
 
 
+_MEMORY_SIGNS = ("MemoryError", "can't allocate memory", "DefaultCPUAllocator", "Cannot allocate memory")
+
+
 def _run_checks(assignment, keys, reference, start, label, check_limit, import_limit, final):
     """Run ``keys`` in order. ``start()`` -> (channel, work folder) starts a worker. Every
     result goes into ``final`` {key: (fraction, message)}; a lost worker zeroes its check and a
@@ -1233,6 +1236,9 @@ def _run_checks(assignment, keys, reference, start, label, check_limit, import_l
                 final[key] = (1.0, message or "ok")
             except CheckFail as e:
                 final[key] = (0.0, str(e))
+                if any(sign in str(e) for sign in _MEMORY_SIGNS) and not isinstance(channel, _InProcessChannel):
+                    channel.close()  # memory the submission still holds would fail every later check
+                    channel, failed = None, key
             except WorkerLost as e:
                 message = str(e)
                 if "longer than its limit" in message:
@@ -1469,13 +1475,51 @@ def _limits(memory_bytes):
     return apply
 
 
+def _descendants(pid):
+    """Host pids of every live descendant of ``pid`` (one pass over /proc)."""
+    parent = {}
+    with contextlib.suppress(OSError):
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                with contextlib.suppress(OSError, ValueError, IndexError):
+                    with open(f"/proc/{entry}/stat", "rb") as f:
+                        data = f.read()
+                    parent[int(entry)] = int(data[data.rindex(b")") + 2:].split()[1])
+    found, frontier = [], [pid]
+    while frontier:
+        kids = [p for p, pp in parent.items() if pp in frontier and p not in found]
+        found += kids
+        frontier = kids
+    return found
+
+
 def _kill_group(proc):
+    """SIGKILL the worker's process group and every descendant (setsid'ed ones too, found by
+    parent links; in a PID namespace they die with its init anyway), and wait until they are gone."""
+    tree = _descendants(proc.pid)
     with contextlib.suppress(ProcessLookupError, PermissionError, OSError):
         os.killpg(proc.pid, signal.SIGKILL)
     with contextlib.suppress(ProcessLookupError, OSError):
         proc.kill()
+    for pid in tree:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
     with contextlib.suppress(Exception):
         proc.wait(timeout=10)
+    deadline = time.monotonic() + 5
+    while tree and time.monotonic() < deadline:
+        tree = [p for p in tree if os.path.exists(f"/proc/{p}") and not _is_zombie(p)]
+        if tree:
+            time.sleep(0.02)
+
+
+def _is_zombie(pid):
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+        return data[data.rindex(b")") + 2:].split()[0] in (b"Z", b"X")
+    except (OSError, ValueError, IndexError):
+        return True
 
 
 def _describe_exit(code):

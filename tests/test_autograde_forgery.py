@@ -256,12 +256,12 @@ def _hashes():
     return out
 
 
-def _grade(assignment, source, tmp_path, name):
+def _grade(assignment, source, tmp_path, name, check_limit=15):
     folder = tmp_path / name
     folder.mkdir()
     path = folder / autograde.ASSIGNMENTS[assignment]["file"]
     path.write_text(source)
-    g = autograde.grade_assignment(assignment, str(path), timeout=60, check_limit=15)
+    g = autograde.grade_assignment(assignment, str(path), timeout=60, check_limit=check_limit)
     report = autograde.results_json([g], 0.0)
     return {r["check"]: r["score"] for r in g["results"]}, g, json.dumps(report)
 
@@ -344,3 +344,60 @@ def test_a_forged_reply_line_is_refused_by_the_parser():
     for line in bad:
         with pytest.raises((ValueError, TypeError)):
             autograde.parse_reply("forward", line, "abc")
+
+
+# ------------------------------------------------------------------ isolation: one fault, one check
+def _student_hw5(edit_old, edit_new):
+    from test_autograde import STUDENT_HW5
+
+    assert edit_old in STUDENT_HW5
+    return STUDENT_HW5.replace(edit_old, edit_new, 1)
+
+
+D_FORWARD = "    def forward(self, x):\n        x = F.max_pool2d(F.leaky_relu(self.conv1(x), 0.2), 2)\n"
+
+
+def test_a_spinning_D_forward_costs_only_the_checks_that_run_it(tmp_path):
+    """D.forward never returns: D_shape, D_layers and D_function time out (each its own limit,
+    a new worker each time); D_params, G, V (a stand-in D), optimizers and train keep their points."""
+    src = _student_hw5(D_FORWARD, "    def forward(self, x):\n        if type(self).__name__ == 'Discriminator':\n"
+                                  "            while True:\n                pass\n"
+                                  "        x = F.max_pool2d(F.leaky_relu(self.conv1(x), 0.2), 2)\n")
+    scores, g, _ = _grade("hw5", src, tmp_path, "spin", check_limit=2)
+    lost = {k for k, v in scores.items() if v == 0}
+    assert lost == {"D_shape", "D_layers", "D_function"}, g["results"]
+    assert all("longer than its limit" in r["output"] for r in g["results"] if r["check"] in lost)
+
+
+def test_a_memory_blow_up_is_followed_by_a_restart(tmp_path):
+    """The first D.forward reserves address space until the limit and keeps it: without a new
+    worker every later check would fail for lack of memory."""
+    src = _student_hw5(D_FORWARD, "    def forward(self, x):\n        import mmap, os\n"
+                                  "        if not os.path.exists('hogged'):\n"
+                                  "            open('hogged', 'w').close()\n"
+                                  "            while True:\n"
+                                  "                HOG.append(mmap.mmap(-1, 256 * 2**20))\n"
+                                  "        x = F.max_pool2d(F.leaky_relu(self.conv1(x), 0.2), 2)\n") + "\nHOG = []\n"
+    scores, g, _ = _grade("hw5", src, tmp_path, "hog")
+    lost = {k for k, v in scores.items() if v == 0}
+    assert lost == {"D_shape"}, g["results"]
+
+
+def test_fifty_forked_children_are_all_gone_after_grading(tmp_path):
+    marker = str(900000 + os.getpid() % 99999)
+    src = _student_hw5(D_FORWARD, "    def forward(self, x):\n        import subprocess\n"
+                                  "        if not SPAWNED:\n"
+                                  f"            SPAWNED.extend(subprocess.Popen(['sleep', '{marker}'], "
+                                  "start_new_session=True) for _ in range(50))\n"
+                                  "        x = F.max_pool2d(F.leaky_relu(self.conv1(x), 0.2), 2)\n") + "\nSPAWNED = []\n"
+    scores, g, _ = _grade("hw5", src, tmp_path, "fork")
+    assert sum(scores.values()) == 100, g["results"]
+    alive = []
+    for pid in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if f.read().split(b"\0")[:2] == [b"sleep", marker.encode()]:
+                    alive.append(pid)
+        except OSError:
+            pass
+    assert not alive

@@ -1606,6 +1606,40 @@ def check_hw2_Q3_b(body):
         with torch.no_grad():
             assert tuple(real(torch.randn(N, 1, 8, 8)).shape) == tuple(env["logits_shape"]), C
 
+def check_hw5_Q2_b_i(body):
+    """The proof's chain -KL <= sum_S q - 1 <= 0 on random distributions (p zero on part of q's
+    support), its middle step term by term, and equality at q = p."""
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        p = rng.dirichlet(np.ones(8)) * (rng.random(8) < 0.6)
+        p[0] = max(p[0], 0.1)
+        p /= p.sum()
+        q = rng.dirichlet(np.ones(8))
+        bound = _ev(body, dict(p=p, q=q))["bound"]
+        S = p > 0
+        step = sum(p[i] * (q[i] / p[i] - 1) for i in range(8) if S[i])
+        _close(bound, step, rtol=1e-12, atol=1e-15)
+        assert -stats.entropy(p, q) <= bound + 1e-12 and bound <= 1e-12
+        if not S.all():
+            assert bound < -1e-9  # strict when q has mass off the support of p
+        assert stats.entropy(p, p) == 0 and abs(_ev(body, dict(p=p, q=p))["bound"]) < 1e-12
+
+
+def check_hw5_Q2_c_iv(body):
+    mu = torch.tensor([0.5, -1.0], dtype=torch.float64, requires_grad=True)
+    sigma = torch.tensor([1.5, 0.3], dtype=torch.float64, requires_grad=True)
+    g = torch.tensor([0.7, -2.0], dtype=torch.float64)
+    dist = torch.distributions.Normal(mu, sigma)
+    z = dist.sample()
+    through_sample = None if not z.requires_grad else torch.autograd.grad(z, mu, g)[0]
+    z = dist.rsample()
+    v = ((z - mu) / sigma).detach()
+    z.backward(g)
+    env = _ev(body, dict(g=g.numpy(), v=v.numpy()))
+    assert env["grad_through_sample"] is through_sample is None
+    _close(env["dL_dmu"], mu.grad.numpy())
+    _close(env["dL_dsigma"], sigma.grad.numpy())
+
 CHECKS = {name[len("check_"):].replace("_", ".", 2).replace("_", "."): fn
           for name, fn in dict(globals()).items() if name.startswith("check_hw")}
 # names like check_hw5_Q2_a_identity -> hw5.Q2.a.identity; hw2.sheet ids keep their dots

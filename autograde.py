@@ -461,10 +461,9 @@ def _check_net_function(c, which):
     with torch.no_grad():
         want = ref(x)
     what = f"{which}({spec['inname']})"
-    outs = _outputs(c.ask("function", cls=spec["cls"], args=[], seed=16, probe=_enc(probe), params=_encs(params),
-                          buffers=_encs(buffers), mode="train", inputs=[_enc(x)], what=what,
-                          what_net=spec["cls"]), 1)
-    _compare_outputs(outs[0], want, f"{what} with the reference's weights")
+    r = c.ask("function", cls=spec["cls"], args=[], seed=16, probe=_enc(probe), params=_encs(params),
+              buffers=_encs(buffers), mode="train", inputs=[_enc(x)], what=what, what_net=spec["cls"])
+    _compare_outputs(_outputs(r, 1)[0], want, f"{what} with the reference's weights")
 
 
 @check("hw5", "D_shape", 6, "Discriminator: output shape (N,) for N = 1, 7, 64 and values in (0, 1)")
@@ -867,10 +866,10 @@ def _check_function(c, which, mode):
         xs = [_hw2_input(which, C, n=4, hw=hw, seed=83 + hw) for hw in sizes]
         with torch.no_grad():
             wants = [ref(x) for x in xs]
-        outs = _outputs(c.ask("function", **_hw2_request(which, C), seed=80 + C, probe=_enc(probe),
-                              params=_encs(params), buffers=_encs(buffers), mode=mode, inputs=_encs(xs),
-                              what=f"{which}({C})(x)", what_net=f"{which}({C})"), len(xs))
-        for x, got, want in zip(xs, outs, wants):
+        r = c.ask("function", **_hw2_request(which, C), seed=80 + C, probe=_enc(probe), params=_encs(params),
+                  buffers=_encs(buffers), mode=mode, inputs=_encs(xs), what=f"{which}({C})(x)",
+                  what_net=f"{which}({C})")
+        for x, got, want in zip(xs, _outputs(r, len(xs)), wants):
             _compare_outputs(got, want, f"{which}({C})(x) in {mode} mode for x of shape {tuple(x.shape)}")
 
 
@@ -1118,9 +1117,9 @@ class _WorkerProcess:
                              "nothing)")
         try:
             return parse_reply(op, line, nonce)
-        except (ValueError, TypeError, UnicodeDecodeError) as e:
-            raise WorkerLost(f"the grader received a malformed reply ({_short(e, 200)}; a forged reply earns "
-                             f"nothing)") from None
+        except (ValueError, TypeError, UnicodeDecodeError, RecursionError, MemoryError) as e:
+            raise WorkerLost(f"the grader received a malformed reply ({type(e).__name__}: {_short(e, 200)}; a "
+                             f"forged reply earns nothing)") from None
 
     def close(self):
         _kill_group(self.proc)

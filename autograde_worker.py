@@ -713,7 +713,8 @@ class Worker:
         return {"error": error, "network": NETWORK_LOG[start:][:3], "lrs": [lrs["D"], lrs["G"]],
                 "same_nets": gan.D is D and gan.G is G,
                 "D": [encode_tensor(p) for p in D.parameters()], "G": [encode_tensor(p) for p in G.parameters()],
-                "reals": [encode_tensor(t) for t in reals[:1]], "zs": [encode_tensor(t) for t in (zs[:1] + zs[-1:] if len(zs) > 1 else zs)],
+                "reals": [encode_tensor(t) for t in reals[:1]],
+                "zs": [encode_tensor(t) for t in (zs[:1] + zs[-1:] if len(zs) > 1 else zs)],
                 "n_z": len(zs)}
 
     def handle(self, req):

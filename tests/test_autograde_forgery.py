@@ -357,6 +357,7 @@ def _student_hw5(edit_old, edit_new):
 D_FORWARD = "    def forward(self, x):\n        x = F.max_pool2d(F.leaky_relu(self.conv1(x), 0.2), 2)\n"
 
 
+@pytest.mark.slow  # ~20 s: three per-check timeouts and three worker restarts
 def test_a_spinning_D_forward_costs_only_the_checks_that_run_it(tmp_path):
     """D.forward never returns: D_shape, D_layers and D_function time out (each its own limit,
     a new worker each time); D_params, G, V (a stand-in D), optimizers and train keep their points."""

@@ -1736,48 +1736,7 @@ def _read_pins(requirements):
     return pins
 
 
-SETUP_SH = """#!/usr/bin/env bash
-# Gradescope runs this once (as root, in /autograder/source) when it builds the autograder image.
-# It installs the same torch/torchvision/numpy as the course's requirements.txt, torch and
-# torchvision as CPU-only wheels (no CUDA download). The pinned numpy needs Python >= 3.11:
-# choose Gradescope's Ubuntu 24.04 base image.
-set -euo pipefail
-if command -v apt-get >/dev/null 2>&1; then
-  apt-get update || echo "apt-get update failed (mirrors unreachable?); using the image's package lists"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \\
-      python3 python3-venv python3-pip util-linux
-fi
-python3 -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 needed (Ubuntu 24.04 image)"'
-python3 -m venv /autograder/venv
-PY=/autograder/venv/bin/python
-"$PY" -m pip install --no-cache-dir --upgrade pip
-# from PyPI: numpy and what submissions commonly import, pinned as in requirements.txt
-"$PY" -m pip install --no-cache-dir {pypi}
-# CPU-only torch/torchvision, same versions as requirements.txt
-"$PY" -m pip install --no-cache-dir --index-url https://download.pytorch.org/whl/cpu {torch} \\
-  || "$PY" -m pip install --no-cache-dir {torch}  # the CPU index unreachable: the default index
-"$PY" -c "import torch, torchvision, numpy; print('torch', torch.__version__, 'torchvision', torchvision.__version__, 'numpy', numpy.__version__)"
-"""
-
-RUN_AUTOGRADER = """#!/usr/bin/env bash
-# Gradescope runs this for every submission: grade $ROOT/submission/{file} into
-# $ROOT/results/results.json. AUTOGRADER_ROOT (default /autograder) and AUTOGRADER_PYTHON
-# (default $ROOT/venv/bin/python, made by setup.sh) exist to test this script elsewhere.
-ROOT="${{AUTOGRADER_ROOT:-/autograder}}"
-PY="${{AUTOGRADER_PYTHON:-$ROOT/venv/bin/python}}"
-rm -rf "$ROOT/results/results.json"  # first thing: never report a previous run's (or a directory's) results
-mkdir -p "$ROOT/results"
-"$PY" "$ROOT/source/autograde.py" "$ROOT/submission" --assignment {assignment} --timeout {timeout:g} \\
-    --results "$ROOT/results/results.json"
-status=$?
-if [ ! -f "$ROOT/results/results.json" ] || [ ! -s "$ROOT/results/results.json" ]; then
-  rm -rf "$ROOT/results/results.json"
-  msg="The autograder itself failed (exit status $status); please tell the course staff."
-  printf '{{"score": 0.0, "execution_time": 0, "output": "%s", "tests": []}}\\n' "$msg" \\
-      > "$ROOT/results/results.json"
-fi
-exit 0
-"""
+GRADESCOPE = os.path.join(HERE, "gradescope")  # setup.sh and run_autograder, shipped as they are
 
 
 # what submissions may import besides torch/torchvision, installed by setup.sh as pinned in
@@ -1794,11 +1753,17 @@ def make_bundle(assignment, out_zip, timeout=DEFAULT_TIMEOUT):
     missing = [p for p in ("torch", "torchvision", "numpy") if p not in pins]
     if missing:
         raise ValueError(f"{requirements} pins no version of {', '.join(missing)}")
-    pypi = " ".join(f"{p}=={pins[p]}" for p in ALLOWED_PYPI if p in pins)
-    torch_pins = f"torch=={pins['torch']} torchvision=={pins['torchvision']}"
+    if not (isinstance(timeout, (int, float)) and math.isfinite(timeout) and timeout > 0):
+        raise ValueError(f"the timeout must be a positive number of seconds, got {timeout!r}")
+
+    def script(name):
+        with open(os.path.join(GRADESCOPE, name), encoding="utf-8") as f:
+            return f.read()
+
     members = {
-        "setup.sh": (SETUP_SH.format(pypi=pypi, torch=torch_pins), 0o755),
-        "run_autograder": (RUN_AUTOGRADER.format(file=info["file"], assignment=assignment, timeout=timeout), 0o755),
+        "setup.sh": (script("setup.sh"), 0o755),
+        "run_autograder": (script("run_autograder"), 0o755),
+        "grading.env": (f"ASSIGNMENT={assignment}\nTIMEOUT={float(timeout):g}\n", 0o644),
         "autograde.py": (open(os.path.abspath(__file__), encoding="utf-8").read(), 0o644),
         "autograde_worker.py": (open(WORKER_FILE, encoding="utf-8").read(), 0o644),
         "common.py": (open(os.path.join(HERE, "common.py"), encoding="utf-8").read(), 0o644),
@@ -1933,7 +1898,8 @@ def build_parser():
                    help="grade SUBMISSION as this assignment whatever its name; with a folder that lacks the "
                         "expected file, the result is a zero score that says so (what run_autograder uses)")
     p.add_argument("--gradescope-bundle", nargs=2, metavar=("hw5|hw2", "OUT.zip"), default=None,
-                   help="write the Gradescope autograder zip (setup.sh, run_autograder, autograde.py, the "
+                   help="write the Gradescope autograder zip (gradescope/setup.sh and run_autograder, grading.env, "
+                        "autograde.py, autograde_worker.py, common.py, the "
                         "reference) for one assignment instead of grading")
     return p
 

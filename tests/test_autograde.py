@@ -506,9 +506,14 @@ def test_gradescope_bundle_runs_against_a_fake_autograder_tree(tmp_path):
         os.chmod(source / name, 0o755)
     setup = (source / "setup.sh").read_text()
     pins = autograde._read_pins(os.path.join(ROOT, "requirements.txt"))
+    bundled = (source / "requirements.txt").read_text()
     for pkg in ("torch", "torchvision", "numpy"):
-        assert f"{pkg}=={pins[pkg]}" in setup
-    assert "download.pytorch.org/whl/cpu" in setup
+        assert f"{pkg}=={pins[pkg]}" in bundled.splitlines()
+    assert "requirements.txt" in setup and "download.pytorch.org/whl/cpu" in setup
+    for name in ("setup.sh", "run_autograder"):  # the scripts are the repository's files, as they are
+        with open(os.path.join(ROOT, "gradescope", name), encoding="utf-8") as f:
+            assert (source / name).read_text() == f.read()
+    assert (source / "grading.env").read_text() == "ASSIGNMENT=hw2\nTIMEOUT=60\n"
     assert subprocess.run(["bash", "-n", str(source / "setup.sh")]).returncode == 0
     with open(os.path.join(ROOT, "hw2_ResNet.py"), encoding="utf-8") as f:
         assert (source / "hw2_ResNet.py").read_text() == f.read()

@@ -1348,8 +1348,9 @@ def _python_prefixes():
 def _mount_plan(stage, work, hidden, cmd):
     """The ``sh`` script run as root inside new mount/PID/network namespaces: it hides the
     grader's folders (an empty tmpfs over each), keeps the Python installation visible (bind
-    mounts, also through folders only root may enter, e.g. /root), then becomes nobody and
-    starts the worker in its scratch folder."""
+    mounts, also through folders only root may enter, e.g. /root), gives the worker fresh
+    /tmp, /var/tmp and /dev/shm (what it writes there vanishes with it) with the sandbox bound
+    back in place, then becomes nobody and starts the worker in its scratch folder."""
     prefixes = _python_prefixes()
     covers = []
     for p in prefixes:
@@ -1367,9 +1368,17 @@ def _mount_plan(stage, work, hidden, cmd):
     for i, p in enumerate(binds):
         lines += [f"mkdir -p {q(stage)}/{i}", f"mount --bind {q(p)} {q(stage)}/{i}"]
     for c in covers:
-        lines.append(f"mount -t tmpfs -o mode=755,size=64k autograde-hidden {q(c)}")
+        lines.append(f"mount -t tmpfs -o mode=755,size=64k,nosuid,nodev autograde-hidden {q(c)}")
     for i, p in enumerate(binds):
         lines += [f"mkdir -p {q(p)}", f"mount --bind {q(stage)}/{i} {q(p)}"]
+    sandbox = os.path.dirname(work)
+    scratch = [d for d in ("/tmp", "/var/tmp", "/dev/shm") if os.path.isdir(d) and not os.path.islink(d)
+               and d not in covers and not any(_under(p, d) for p in prefixes)]
+    lines.append(f"cd {q(sandbox)}")  # the sandbox stays reachable through "." once /tmp is covered
+    for d in scratch:
+        lines.append(f"mount -t tmpfs -o mode=1777,size=256m,nosuid,nodev autograde-scratch {q(d)}")
+    if any(_under(sandbox, d) for d in scratch):
+        lines += [f"mkdir -p {q(sandbox)}", f"mount --no-canonicalize --bind . {q(sandbox)}"]
     lines.append(f"cd {q(work)}")
     lines.append(f"exec setpriv --reuid={WORKER_UID} --regid={WORKER_UID} --clear-groups --no-new-privs "
                  + " ".join(q(a) for a in cmd))

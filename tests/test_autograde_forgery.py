@@ -234,6 +234,12 @@ for d in candidates():
                                   if k in ns}})
             except Exception:
                 pass
+for d in ("/tmp", "/var/tmp", "/dev/shm", os.environ.get("TMPDIR", "/tmp")):  # left for a later student
+    try:
+        with open(os.path.join(d, "autograde-forgery-marker"), "w") as f:
+            f.write("planted")
+    except OSError:
+        pass
 for name in {files!r}:
     for d in (GRADER, "/autograder/source"):
         try:
@@ -290,6 +296,10 @@ def _twin(assignment, tmp_path):
 @pytest.mark.parametrize("kind,assignment", [("fd", "hw5"), ("fd", "hw2"), ("patch", "hw5"), ("find", "hw5"),
                                              ("find", "hw2")])
 def test_attack_scores_no_more_than_its_honest_twin(kind, assignment, tmp_path):
+    markers = [os.path.join(d, "autograde-forgery-marker") for d in ("/tmp", "/var/tmp", "/dev/shm")]
+    for m in markers:
+        if os.path.exists(m):
+            os.remove(m)
     before = _hashes()
     twin = _twin(assignment, tmp_path)
     wrong = WRONG_HW5 if assignment == "hw5" else WRONG_HW2
@@ -304,6 +314,8 @@ def test_attack_scores_no_more_than_its_honest_twin(kind, assignment, tmp_path):
     leaked = [line for line in reference.splitlines() if len(line.strip()) > 30 and line.strip() in report]
     assert not leaked, leaked[:3]
     assert "tampered" not in report
+    if kind == "find" and os.geteuid() == 0 and "mount namespaces" in g["notes"][-1]:
+        assert not [m for m in markers if os.path.exists(m)], "the worker left files in the host's /tmp"
 
 
 def test_protocol_aware_forgery_still_loses_every_value_check(tmp_path):

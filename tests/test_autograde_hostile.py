@@ -127,20 +127,22 @@ def _alive(pid):
 def test_sigterm_kills_the_whole_worker_tree_and_removes_the_sandbox(no_unshare, tmp_path):
     """SIGTERM while a submission hangs at import, after it started a setsid daemon.
     (before: the worker, the daemon and the sandbox folder outlived the grader)"""
-    shared = tempfile.mkdtemp(dir="/tmp")  # a folder the worker can write, also as nobody
-    os.chmod(shared, 0o777)
-    pidfile = pathlib.Path(shared) / "daemon.pid"
-    (tmp_path / "hw5.py").write_text(SLOW_SPAWNER.format(pidfile=str(pidfile)))
-    tmpdir = tmp_path / "tmp"
-    tmpdir.mkdir()
+    # the daemon writes its pid into the worker's scratch folder (the one place, besides the
+    # namespace's own /tmp, that the worker can write as nobody); the sandbox goes in tmpdir,
+    # a folder others may enter
+    (tmp_path / "hw5.py").write_text(SLOW_SPAWNER.format(pidfile="daemon.pid"))
+    tmpdir = pathlib.Path(tempfile.mkdtemp(dir="/tmp"))
+    os.chmod(tmpdir, 0o755)
     env = dict(os.environ, AUTOGRADE_NO_UNSHARE=no_unshare, TMPDIR=str(tmpdir))
     proc = subprocess.Popen([sys.executable, AUTOGRADE, str(tmp_path / "hw5.py"), "--timeout", "60"], cwd=ROOT,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 30
-    while not pidfile.exists() and time.monotonic() < deadline:
+    while not list(tmpdir.glob("*/work/daemon.pid")) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert pidfile.exists(), "the submission did not start"
-    daemon = int(pidfile.read_text() or 0)
+    pidfiles = list(tmpdir.glob("*/work/daemon.pid"))
+    assert pidfiles, "the submission did not start"
+    time.sleep(0.2)
+    daemon = int(pidfiles[0].read_text() or 0)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 143 and "Traceback" not in err, err

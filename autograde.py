@@ -1274,6 +1274,7 @@ def grade_in_process(assignment, student_path, checks=None, reference_path=None)
     name = f"submission_{assignment}_{len(_INPROC_NAMES)}"
     _INPROC_NAMES.append(name)
     undo = W.install_network_block()
+    allow = W.AllowedImports(copy_path, ALLOWED_MODULES).install()
     dont_write = sys.dont_write_bytecode
     sys.dont_write_bytecode = True
     final = {}
@@ -1285,6 +1286,7 @@ def grade_in_process(assignment, student_path, checks=None, reference_path=None)
     finally:
         sys.dont_write_bytecode = dont_write
         undo()
+        allow()
         os.chdir(cwd)
         sys.modules.pop(name, None)
         shutil.rmtree(tmp, ignore_errors=True)
@@ -1662,7 +1664,8 @@ def grade_assignment(assignment, student_file, timeout=DEFAULT_TIMEOUT, memory_m
         sys_path = [p for p in sys.path if p and os.path.isabs(p) and not any(_under(p, h) for h in hidden)
                     and os.path.abspath(p) != os.path.dirname(os.path.abspath(student_file))]
         worker_cmd = [sys.executable, "-I", "-X", "utf8", os.path.join(work, "autograde_worker.py"), "{REQ_FD}",
-                      "{REP_FD}", os.path.join(work, label), assignment, json.dumps(sys_path)]
+                      "{REP_FD}", os.path.join(work, label), assignment, json.dumps(sys_path),
+                      json.dumps(list(ALLOWED_MODULES))]
         cmd, user, isolation = _launch(sandbox, work, hidden, worker_cmd)
         os.chmod(sandbox, 0o711)
         if user is not None or cmd[0] == shutil.which("unshare") and "setpriv" in cmd[-1]:
@@ -1751,6 +1754,8 @@ GRADESCOPE = os.path.join(HERE, "gradescope")  # setup.sh and run_autograder, sh
 # what submissions may import besides torch/torchvision, installed by setup.sh as pinned in
 # requirements.txt, the same packages the local grader's environment has
 ALLOWED_PYPI = ("numpy", "scipy", "scikit-learn", "pillow", "matplotlib", "tqdm")
+# the same list as the top-level modules a submission may import (the worker refuses others)
+ALLOWED_MODULES = ("torch", "torchvision", "numpy", "scipy", "sklearn", "PIL", "matplotlib", "tqdm")
 
 
 def make_bundle(assignment, out_zip, timeout=DEFAULT_TIMEOUT):

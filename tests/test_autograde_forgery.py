@@ -414,3 +414,21 @@ def test_fifty_forked_children_are_all_gone_after_grading(tmp_path):
         except OSError:
             pass
     assert not alive
+
+
+# ------------------------------------------------------------------ the packages a submission may import
+def test_a_package_outside_the_allowed_list_is_refused_with_a_message(tmp_path):
+    """sympy is installed (torch needs it) but not allowed: importing it fails the import check
+    with a message naming what is allowed, the same locally as on Gradescope."""
+    scores, g, _ = _grade("hw2", "import sympy\n" + WRONG_HW2.replace("attack()", "pass"), tmp_path, "sympy")
+    out = {r["check"]: r["output"] for r in g["results"]}["import"]
+    assert scores["import"] == 0 and "No module named 'sympy' for submissions" in out and "scipy" in out, out
+
+
+def test_allowed_extra_packages_import_fine(tmp_path):
+    with open(os.path.join(ROOT, "hw2_ResNet.py"), encoding="utf-8") as f:
+        src = "import json\nimport scipy.special\nimport sklearn\nfrom PIL import Image\nimport matplotlib\n" + f.read()
+    path = tmp_path / "hw2_ResNet.py"
+    path.write_text(src)
+    results = autograde.grade_in_process("hw2", str(path))
+    assert sum(r["score"] for r in results) == 100, [r for r in results if r["score"] < r["max_score"]]

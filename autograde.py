@@ -1429,7 +1429,7 @@ def _launch(sandbox, work, hidden, worker_cmd):
     if root:
         if _others_can_enter(sys.executable) and all(_others_can_enter(p) for p in _python_prefixes()):
             return (namespace_prefix() + worker_cmd, WORKER_UID,
-                    "worker as nobody, no mount namespace (world-readable grader files are readable to it), "
+                    "worker as nobody, no mount namespace (the grader's folders closed to others while it runs), "
                     + ("network and PID namespaces" if namespace_prefix() else "no namespaces"))
         return (namespace_prefix() + worker_cmd, None,
                 "worker as root: no mount namespace and the Python installation is not readable by nobody; "
@@ -1634,6 +1634,7 @@ def grade_assignment(assignment, student_file, timeout=DEFAULT_TIMEOUT, memory_m
     sandbox = tempfile.mkdtemp(prefix=f"autograde-{assignment}-", dir=_sandbox_base())
     work, home, tmpd, cache = (os.path.join(sandbox, d) for d in ("work", "home", "tmp", "cache"))
     isolation = "not started"
+    restore = []  # (folder, mode) to put back
     try:
         for d in (work, home, tmpd, cache):
             os.makedirs(d)
@@ -1667,6 +1668,12 @@ def grade_assignment(assignment, student_file, timeout=DEFAULT_TIMEOUT, memory_m
                       "{REP_FD}", os.path.join(work, label), assignment, json.dumps(sys_path),
                       json.dumps(list(ALLOWED_MODULES))]
         cmd, user, isolation = _launch(sandbox, work, hidden, worker_cmd)
+        if user is not None:  # nobody without a mount namespace: close the grader's folders to others
+            for h in dict.fromkeys(os.path.realpath(h) for h in hidden):
+                mode = stat.S_IMODE(os.stat(h).st_mode)
+                if mode & 0o007:
+                    restore.append((h, mode))
+                    os.chmod(h, mode & ~0o007)
         os.chmod(sandbox, 0o711)
         if user is not None or cmd[0] == shutil.which("unshare") and "setpriv" in cmd[-1]:
             for d in (work, home, tmpd, cache):
@@ -1684,6 +1691,9 @@ def grade_assignment(assignment, student_file, timeout=DEFAULT_TIMEOUT, memory_m
         for k, _, _ in table:
             final.setdefault(k, (0.0, f"autograder error: {e}"))
     finally:
+        for h, mode in restore:
+            with contextlib.suppress(OSError):
+                os.chmod(h, mode)
         _rmtree(sandbox)
     results = []
     for k, p, d in table:

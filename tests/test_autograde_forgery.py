@@ -432,3 +432,30 @@ def test_allowed_extra_packages_import_fine(tmp_path):
     path.write_text(src)
     results = autograde.grade_in_process("hw2", str(path))
     assert sum(r["score"] for r in results) == 100, [r for r in results if r["score"] < r["max_score"]]
+
+
+def test_without_a_mount_namespace_the_grader_folders_are_closed_while_nobody_runs(tmp_path, monkeypatch):
+    """Root without namespaces, with a Python nobody can run: the worker runs as nobody and the
+    reference's folder is closed to others while it runs, then restored. (Here Python sits
+    under /root, so the real path is simulated: the worker start records the folder's mode.)"""
+    import shutil
+    import stat
+
+    ref_dir = tmp_path / "grader"
+    ref_dir.mkdir()
+    shutil.copy(os.path.join(ROOT, "hw2_ResNet.py"), ref_dir / "hw2_ResNet.py")
+    os.chmod(ref_dir, 0o755)
+    seen = []
+
+    class Recorder:
+        def __init__(self, *args, **kwargs):
+            seen.append((stat.S_IMODE(os.stat(ref_dir).st_mode), kwargs.get("user")))
+            raise autograde.WorkerLost("simulated")
+
+    monkeypatch.setattr(autograde, "_launch", lambda sandbox, work, hidden, cmd: (cmd, 65534, "simulated"))
+    monkeypatch.setattr(autograde, "_WorkerProcess", Recorder)
+    ref = str(ref_dir / "hw2_ResNet.py")
+    g = autograde.grade_assignment("hw2", ref, reference_path=ref, timeout=5)
+    assert seen and seen[0] == (0o750, 65534), seen
+    assert stat.S_IMODE(os.stat(ref_dir).st_mode) == 0o755
+    assert sum(r["score"] for r in g["results"]) == 0

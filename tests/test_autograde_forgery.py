@@ -175,6 +175,7 @@ FIND_REFERENCE = '''
 import os, sys
 GRADER = {root!r}
 FOUND = []
+STOLEN = {{}}  # re-exported after the submission's own classes (REEXPORT below)
 
 
 def candidates():
@@ -230,8 +231,9 @@ for d in candidates():
             ns = {{"__name__": "stolen"}}
             try:
                 exec(compile(text, p, "exec"), ns)
-                globals().update({{k: ns[k] for k in ("Discriminator", "Generator", "GAN", "Block", "ResNet")
-                                  if k in ns}})
+                for k in ("Discriminator", "Generator", "GAN", "Block", "ResNet"):
+                    if k in ns:
+                        STOLEN.setdefault(k, ns[k])
             except Exception:
                 pass
 for d in ("/tmp", "/var/tmp", "/dev/shm", os.environ.get("TMPDIR", "/tmp")):  # left for a later student
@@ -252,6 +254,9 @@ for name in {files!r}:
 def attack():
     pass
 '''
+
+
+REEXPORT = "\nglobals().update(STOLEN)\n"  # appended after the wrong model: the stolen classes win
 
 
 def _hashes():
@@ -303,7 +308,8 @@ def test_attack_scores_no_more_than_its_honest_twin(kind, assignment, tmp_path):
     before = _hashes()
     twin = _twin(assignment, tmp_path)
     wrong = WRONG_HW5 if assignment == "hw5" else WRONG_HW2
-    scores, g, report = _grade(assignment, _attack(kind, assignment) + wrong, tmp_path, kind)
+    source = _attack(kind, assignment) + wrong + (REEXPORT if kind == "find" else "")
+    scores, g, report = _grade(assignment, source, tmp_path, kind)
     assert _hashes() == before, "the grader or the reference was modified"
     over = {k: (scores[k], twin[k]) for k in scores if scores[k] > twin[k]}
     assert not over, (over, g["results"])

@@ -702,10 +702,12 @@ def chk_train(c):
         raise CheckFail(f"after train(1) on one batch, the weights of {who} did not change (is its optimizer "
                         f"stepped?)")
     reals, zs = r["reals"], r["zs"]
-    ok_real = all(t.dim() == 4 and tuple(t.shape[1:]) == (1, 32, 32) and 0 < len(t) <= 64 for t in reals)
-    ok_z = all(t.numel() % 128 == 0 and 0 < t.numel() <= 64 * 128 for t in zs)
+    ok_real = all(t.dim() == 4 and tuple(t.shape[1:]) == (1, 32, 32) and 0 < len(t) <= 64
+                  and bool(torch.isfinite(t).all()) for t in reals)
+    ok_z = all(t.numel() % 128 == 0 and 0 < t.numel() <= 64 * 128 and bool(torch.isfinite(t).all()) for t in zs)
     if not ok_real or not ok_z:
-        raise CheckFail("train(1) fed D or G inputs of unexpected shapes (D takes (N, 1, 32, 32), G (N, 128))")
+        raise CheckFail("train(1) fed D or G inputs of unexpected shapes or values (D takes finite (N, 1, 32, 32), "
+                        "G finite (N, 128))")
     lrs = {w: (lr if lr > 0 else default) for w, lr, default in zip("DG", r["lrs"] + [-1, -1], (2e-4, 1e-3))}
     _check_train_steps(D0, G0, D, G, [t.float() for t in reals], [t.float().reshape(-1, 128) for t in zs], lrs)
 
@@ -737,7 +739,9 @@ def _check_train_steps(D0, G0, D, G, reals, zs, lrs):
         got = torch.cat([p.detach().float().reshape(-1) for p in got_net.parameters()])
         want = torch.cat([p.detach().reshape(-1) for p in want_net.parameters()])
         start = torch.cat([p.detach().float().reshape(-1) for p in start_net.parameters()])
-        off = ((got - want).abs() > lr / 4).float().mean().item()
+        if not (torch.isfinite(want).all() and torch.isfinite(got).all()):
+            return 1.0, 0.0, 0.0  # NaN compares as "close" to nothing: never a pass
+        off = (~((got - want).abs() <= lr / 4)).float().mean().item()
         moving = (want - start).abs() > lr / 4  # entries Adam moves by about lr
         flipped = ((got - start) + (want - start))[moving].abs().lt(lr / 4).float().mean().item()
         still = (got - start).abs().lt(lr / 4).float().mean().item()

@@ -465,3 +465,21 @@ def test_without_a_mount_namespace_the_grader_folders_are_closed_while_nobody_ru
     assert seen and seen[0] == (0o750, 65534), seen
     assert stat.S_IMODE(os.stat(ref_dir).st_mode) == 0o755
     assert sum(r["score"] for r in g["results"]) == 0
+
+
+def test_train_comparison_cannot_be_passed_with_nan_inputs_or_weights():
+    """A forged train reply with NaN inputs would make every expected weight NaN, and NaN
+    compares as 'not off' to anything: the trusted side refuses it."""
+    import copy
+
+    import torch
+
+    D0, G0 = autograde._standin("Discriminator", 41), autograde._standin("Generator", 42)
+    D, G = copy.deepcopy(D0), copy.deepcopy(G0)
+    with torch.no_grad():
+        for p in list(D.parameters()) + list(G.parameters()):
+            p.add_(1e-3)
+    lrs = {"D": 2e-4, "G": 1e-3}
+    nan_x, z = torch.full((4, 1, 32, 32), float("nan")), torch.randn(4, 128)
+    with pytest.raises(autograde.CheckFail):
+        autograde._check_train_steps(D0, G0, D, G, [nan_x], [z], lrs)

@@ -1432,9 +1432,20 @@ def _launch(sandbox, work, hidden, worker_cmd):
                     f"worker as nobody in network, PID and mount namespaces ({len(covers)} grader folder(s) hidden)")
     if root:
         if _others_can_enter(sys.executable) and all(_others_can_enter(p) for p in _python_prefixes()):
-            return (namespace_prefix() + worker_cmd, WORKER_UID,
+            if "nobody" not in _PLAN_CACHE:  # the namespaces root may make, as nobody (or none)
+                prefix = namespace_prefix()
+                try:
+                    ok = bool(prefix) and subprocess.run(
+                        prefix + ["true"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL, timeout=5, user=WORKER_UID, group=WORKER_UID,
+                        extra_groups=[]).returncode == 0
+                except (OSError, subprocess.SubprocessError):
+                    ok = False
+                _PLAN_CACHE["nobody"] = prefix if ok else []
+            prefix = _PLAN_CACHE["nobody"]
+            return (prefix + worker_cmd, WORKER_UID,
                     "worker as nobody, no mount namespace (the grader's folders closed to others while it runs), "
-                    + ("network and PID namespaces" if namespace_prefix() else "no namespaces"))
+                    + ("network and PID namespaces" if prefix else "no namespaces"))
         return (namespace_prefix() + worker_cmd, None,
                 "worker as root: no mount namespace and the Python installation is not readable by nobody; "
                 + ("network and PID namespaces" if namespace_prefix() else "no namespaces (unshare unavailable)"))

@@ -741,7 +741,18 @@ def _check_train_steps(D0, G0, D, G, reals, zs, lrs):
         start = torch.cat([p.detach().float().reshape(-1) for p in start_net.parameters()])
         if not (torch.isfinite(want).all() and torch.isfinite(got).all()):
             return 1.0, 0.0, 0.0  # NaN compares as "close" to nothing: never a pass
-        off = (~((got - want).abs() <= lr / 4)).float().mean().item()
+        bad = ~((got - want).abs() <= lr / 4)
+        off = bad.float().mean().item()
+        # each tensor on its own too: a whole small layer left out (frozen, not in the optimizer)
+        # is well under 1% of all weights; a tensor fails with more than max(2, 1%) entries off
+        shapes = [tuple(p.shape) for p in want_net.parameters()]
+        sizes = [p.numel() for p in want_net.parameters()]
+        for i, (b, n) in enumerate(zip(torch.split(bad, sizes), sizes)):
+            if off <= 0.01 and int(b.sum()) > max(2, n // 100):
+                raise CheckFail(f"after one training iteration, parameter {i} (shape {shapes[i]}) of "
+                                f"{'D' if lr == lrs['D'] else 'G'} differs from the starter's Adam step in "
+                                f"{int(b.sum())} of its {n} entries: is every parameter trained (none frozen, "
+                                "all in the optimizer)?")
         moving = (want - start).abs() > lr / 4  # entries Adam moves by about lr
         flipped = ((got - start) + (want - start))[moving].abs().lt(lr / 4).float().mean().item()
         still = (got - start).abs().lt(lr / 4).float().mean().item()
@@ -1351,22 +1362,41 @@ def _python_prefixes():
     return [p for p in found if not any(q != p and _under(p, q) for q in found)]
 
 
+# the top-level folders a worker may see: the system's programs, libraries and configuration;
+# every other one (/home, /root, /work, /opt, /srv, /mnt, /var, /run, /autograder, ...) is
+# covered, so no copy of the reference anywhere on the host is readable and no folder the host
+# keeps (/run/lock, /var/lock, ...) is writable
+VISIBLE_ROOTS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32", "usr", "etc", "proc", "dev", "sys")
+SCRATCH_DIRS = ("/tmp", "/var/tmp", "/dev/shm")  # fresh and empty for each worker
+
+
+def _host_covers():
+    """The top-level folders of / outside ``VISIBLE_ROOTS`` (and /tmp, replaced by a fresh one)."""
+    covers = []
+    for name in sorted(os.listdir("/")):
+        path = "/" + name
+        if name not in VISIBLE_ROOTS and path != "/tmp" and os.path.isdir(path) and not os.path.islink(path):
+            covers.append(path)
+    return covers
+
+
 def _mount_plan(stage, work, hidden, cmd):
-    """The ``sh`` script run as root inside new mount/PID/network namespaces: it hides the
-    grader's folders (an empty tmpfs over each), keeps the Python installation visible (bind
-    mounts, also through folders only root may enter, e.g. /root), gives the worker fresh
-    /tmp, /var/tmp and /dev/shm (what it writes there vanishes with it) with the sandbox bound
-    back in place, then becomes nobody and starts the worker in its scratch folder."""
+    """The ``sh`` script run as root inside new mount/PID/network namespaces: it covers every
+    top-level folder but the system's own (``VISIBLE_ROOTS``) and the grader's folders with an
+    empty read-only-to-others tmpfs, keeps the Python installation visible (bind mounts), gives
+    the worker fresh /tmp, /var/tmp and /dev/shm (what it writes there vanishes with it) with
+    the sandbox bound back in place, then becomes nobody and starts the worker in its scratch
+    folder."""
     prefixes = _python_prefixes()
     covers = []
     for p in prefixes:
         a = _blocked_ancestor(p)
         if a and a not in covers:
             covers.append(a)
-    for h in hidden:
+    for h in list(hidden) + _host_covers():
         h = os.path.realpath(h)
         if os.path.isdir(h) and h not in covers and not any(_under(h, c) for c in covers):
-            covers.append(h)
+            covers = [c for c in covers if not _under(c, h)] + [h]
     covers = [c for c in covers if not _under(work, c) and c != "/"]
     binds = [p for p in prefixes if any(_under(p, c) for c in covers)]
     q = _quote
@@ -1378,11 +1408,11 @@ def _mount_plan(stage, work, hidden, cmd):
     for i, p in enumerate(binds):
         lines += [f"mkdir -p {q(p)}", f"mount --bind {q(stage)}/{i} {q(p)}"]
     sandbox = os.path.dirname(work)
-    scratch = [d for d in ("/tmp", "/var/tmp", "/dev/shm") if os.path.isdir(d) and not os.path.islink(d)
+    scratch = [d for d in SCRATCH_DIRS if os.path.isdir(d) and not os.path.islink(d)
                and d not in covers and not any(_under(p, d) for p in prefixes)]
     lines.append(f"cd {q(sandbox)}")  # the sandbox stays reachable through "." once /tmp is covered
-    for d in scratch:
-        lines.append(f"mount -t tmpfs -o mode=1777,size=256m,nosuid,nodev autograde-scratch {q(d)}")
+    for d in scratch:  # (inside a covered folder, e.g. /var/tmp, the mount point is made first)
+        lines += [f"mkdir -p {q(d)}", f"mount -t tmpfs -o mode=1777,size=256m,nosuid,nodev autograde-scratch {q(d)}"]
     if any(_under(sandbox, d) for d in scratch):
         lines += [f"mkdir -p {q(sandbox)}", f"mount --no-canonicalize --bind . {q(sandbox)}"]
     lines.append(f"cd {q(work)}")
@@ -1714,7 +1744,7 @@ def grade_assignment(assignment, student_file, timeout=DEFAULT_TIMEOUT, memory_m
     for k, p, d in table:
         fraction, message = final.get(k, (0.0, "not run"))
         results.append({"check": k, "name": d, "score": round(min(1.0, max(0.0, fraction)) * p, 4),
-                        "max_score": float(p), "output": _short(message)})
+                        "max_score": float(p), "output": _printable(_short(message))})
     notes.append(f"sandbox: scratch folder, {timeout:g} s per import, {check_limit:g} s per check, {memory_mb} MB "
                  f"address space, minimal environment; {isolation}")
     return {"assignment": assignment, "file": label, "results": results, "output": stdout.text(), "notes": notes,
@@ -1741,7 +1771,18 @@ def results_json(gradings, elapsed):
             "tests": tests}
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _printable(text):
+    """``text`` with every control character but newline and tab shown as an escape (``\\x1b``):
+    a message built from a submission's exception cannot move the cursor or erase a line."""
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], str(text))
+
+
 def format_table(gradings):
+    """The terminal table: one row per check; a message's further lines are marked with "|" so
+    no line of a message can pass for a row."""
     out = []
     for g in gradings:
         rows = [(f"{ASSIGNMENTS[g['assignment']]['number']}.{i}", r["check"], f"{r['score']:g}", f"{r['max_score']:g}",
@@ -1750,9 +1791,9 @@ def format_table(gradings):
         out.append(f"== {g['file']} ({ASSIGNMENTS[g['assignment']]['title']}) ==")
         out.append(f"{'#':<5} {'check':<{w}} {'points':>6} {'max':>4}  message")
         for num, key, s, m, msg in rows:
-            first, *rest = msg.splitlines() or [""]
+            first, *rest = _printable(msg).split("\n")
             out.append(f"{num:<5} {key:<{w}} {s:>6} {m:>4}  {first}")
-            out.extend(" " * (w + 20) + line for line in rest)
+            out.extend(" " * (w + 18) + "| " + line for line in rest)
         total = sum(r["score"] for r in g["results"])
         out.append(f"{'':<5} {'total':<{w}} {total:>6g} {sum(r['max_score'] for r in g['results']):>4g}")
         for note in g.get("notes", []):

@@ -179,6 +179,9 @@ MUTANTS = {
                                     {"train"}),
     # the train check recomputes the one D step and G step on the trusted copy of the weights
     "train: D descends V": ("hw5", [("loss = -self.calculate_V(x, z)", "loss = self.calculate_V(x, z)")], {"train"}),
+    "train: D's last layer frozen": ("hw5", [("        data_loader = get_data_loader(self.batch_size)\n",
+                                              "        data_loader = get_data_loader(self.batch_size)\n"
+                                              "        list(self.D.parameters())[-2].requires_grad_(False)\n")], {"train"}),
     "train: no D zero_grad": ("hw5", [("                self.D_optimizer.zero_grad()\n", "")], {"train"}),
     "train: no G zero_grad": ("hw5", [("                self.G_optimizer.zero_grad()\n", "")], {"train"}),
     "train: G ascends V": ("hw5", [("                loss = self.calculate_V(x, z)\n",
@@ -321,6 +324,7 @@ def test_mutant_messages_name_the_mistake(tmp_path):
     assert "learning rate 0.0001, expected 0.001" in output("G_optimizer lr 1e-4", "G_optimizer")
     assert "download" in output("train downloads with urllib", "train")
     assert "the D step descends V" in output("train: D descends V", "train")
+    assert "none frozen" in output("train: D's last layer frozen", "train")
     assert "D_optimizer.zero_grad()" in output("train: no D zero_grad", "train")
     assert "G_optimizer.zero_grad()" in output("train: no G zero_grad", "train")
     assert "the G step ascends V" in output("train: G ascends V", "train")

@@ -11,7 +11,9 @@ and the grader byte-identical, and never show the reference's source in results.
 import hashlib
 import json
 import os
+import shutil
 import sys
+import tempfile
 
 import pytest
 
@@ -144,6 +146,7 @@ attack()
 # remains possible, see docs/autograder.md); the value checks must still fail.
 PROTOCOL_FORGERY = '''
 import sys
+import tempfile
 W = sys.modules["__main__"]
 TABLE1 = [dict(type="Conv2d", **{{"in": i, "out": o}}, kernel=3, stride=1, padding=1, dilation=1, groups=1,
                bias=True) for i, o in ((1, 16), (16, 32), (32, 64), (64, 128))]
@@ -174,12 +177,13 @@ def attack():
 FIND_REFERENCE = '''
 import os, sys
 GRADER = {root!r}
+ELSEWHERE = {elsewhere!r}  # another readable copy of the reference on the host, outside the grader's folder
 FOUND = []
 STOLEN = {{}}  # re-exported after the submission's own classes (REEXPORT below)
 
 
 def candidates():
-    dirs = [GRADER, os.getcwd()] + [p for p in sys.path if isinstance(p, str)]
+    dirs = [GRADER, ELSEWHERE, os.getcwd()] + [p for p in sys.path if isinstance(p, str)]
     for a in sys.argv:
         dirs += [a, os.path.dirname(a)]
         try:
@@ -236,7 +240,7 @@ for d in candidates():
                         STOLEN.setdefault(k, ns[k])
             except Exception:
                 pass
-for d in ("/tmp", "/var/tmp", "/dev/shm", os.environ.get("TMPDIR", "/tmp")):  # left for a later student
+for d in ("/tmp", "/var/tmp", "/dev/shm", "/run/lock", os.environ.get("TMPDIR", "/tmp")):  # for a later student
     try:
         with open(os.path.join(d, "autograde-forgery-marker"), "w") as f:
             f.write("planted")
@@ -277,7 +281,7 @@ def _grade(assignment, source, tmp_path, name, check_limit=15):
     return {r["check"]: r["score"] for r in g["results"]}, g, json.dumps(report)
 
 
-def _attack(kind, assignment):
+def _attack(kind, assignment, elsewhere=""):
     keys = [k for k, _, _ in autograde.POINTS[assignment]]
     if kind == "fd":
         return FD_FORGERY.format(keys=keys)
@@ -285,7 +289,7 @@ def _attack(kind, assignment):
         return GRADER_PATCH.format(keys=keys)
     if kind == "protocol":
         return PROTOCOL_FORGERY.format()
-    return FIND_REFERENCE.format(root=ROOT, files=GRADER_FILES)
+    return FIND_REFERENCE.format(root=ROOT, elsewhere=elsewhere, files=GRADER_FILES)
 
 
 _TWINS = {}
@@ -301,15 +305,27 @@ def _twin(assignment, tmp_path):
 @pytest.mark.parametrize("kind,assignment", [("fd", "hw5"), ("fd", "hw2"), ("patch", "hw5"), ("find", "hw5"),
                                              ("find", "hw2")])
 def test_attack_scores_no_more_than_its_honest_twin(kind, assignment, tmp_path):
-    markers = [os.path.join(d, "autograde-forgery-marker") for d in ("/tmp", "/var/tmp", "/dev/shm")]
+    markers = [os.path.join(d, "autograde-forgery-marker") for d in ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")]
     for m in markers:
         if os.path.exists(m):
             os.remove(m)
     before = _hashes()
     twin = _twin(assignment, tmp_path)
     wrong = WRONG_HW5 if assignment == "hw5" else WRONG_HW2
-    source = _attack(kind, assignment) + wrong + (REEXPORT if kind == "find" else "")
-    scores, g, report = _grade(assignment, source, tmp_path, kind)
+    elsewhere = ""
+    if kind == "find" and os.geteuid() == 0 and os.path.isdir("/run"):
+        # a readable copy of the reference outside the grader's folder and outside /tmp (which the
+        # worker gets fresh anyway): only covering every host folder keeps it out of reach
+        elsewhere = tempfile.mkdtemp(prefix="autograde-test-", dir="/run")
+        os.chmod(elsewhere, 0o755)
+        for name in GRADER_FILES:
+            shutil.copy(os.path.join(ROOT, name), elsewhere)
+    try:
+        source = _attack(kind, assignment, elsewhere) + wrong + (REEXPORT if kind == "find" else "")
+        scores, g, report = _grade(assignment, source, tmp_path, kind)
+    finally:
+        if elsewhere:
+            shutil.rmtree(elsewhere, ignore_errors=True)
     assert _hashes() == before, "the grader or the reference was modified"
     over = {k: (scores[k], twin[k]) for k in scores if scores[k] > twin[k]}
     assert not over, (over, g["results"])
@@ -321,7 +337,7 @@ def test_attack_scores_no_more_than_its_honest_twin(kind, assignment, tmp_path):
     assert not leaked, leaked[:3]
     assert "tampered" not in report
     if kind == "find" and os.geteuid() == 0 and "mount namespaces" in g["notes"][-1]:
-        assert not [m for m in markers if os.path.exists(m)], "the worker left files in the host's /tmp"
+        assert not [m for m in markers if os.path.exists(m)], "the worker left files on the host"
 
 
 def test_protocol_aware_forgery_still_loses_every_value_check(tmp_path):
@@ -483,3 +499,16 @@ def test_train_comparison_cannot_be_passed_with_nan_inputs_or_weights():
     nan_x, z = torch.full((4, 1, 32, 32), float("nan")), torch.randn(4, 128)
     with pytest.raises(autograde.CheckFail):
         autograde._check_train_steps(D0, G0, D, G, [nan_x], [z], lrs)
+
+
+def test_a_message_cannot_forge_table_rows_or_move_the_cursor():
+    """A submission's exception text (class name and message) reaches the table: its control
+    characters are shown escaped and its further lines are marked, so no line passes for a row."""
+    forged = "boom\x1b[2K\r\n5.6   D_function       10   10  ok\n      total           100  100"
+    g = {"assignment": "hw5", "file": "hw5.py", "notes": [],
+         "results": [{"check": "D_shape", "score": 0.0, "max_score": 6.0, "output": forged}]}
+    table = autograde.format_table([g])
+    assert "\x1b" not in table and "\r" not in table and "\\x1b[2K\\r" in table
+    rows = [line for line in table.splitlines() if line.lstrip().startswith(("5.", "total"))]
+    assert len(rows) == 2 and rows[0].startswith("5.1   D_shape") and rows[0].endswith("boom\\x1b[2K\\r")
+    assert rows[1].split() == ["total", "0", "6"]  # the forged "total 100 100" is a marked message line

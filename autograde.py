@@ -1459,7 +1459,7 @@ def _launch(sandbox, work, hidden, worker_cmd):
         if _PLAN_CACHE["root"]:
             script, covers = _mount_plan(stage, work, hidden, worker_cmd)
             return (ns + ["sh", "-c", script], None,
-                    f"worker as nobody in network, PID and mount namespaces ({len(covers)} grader folder(s) hidden)")
+                    f"worker as nobody in network, PID and mount namespaces ({len(covers)} host folder(s) hidden)")
     if root:
         if _others_can_enter(sys.executable) and all(_others_can_enter(p) for p in _python_prefixes()):
             if "nobody" not in _PLAN_CACHE:  # the namespaces root may make, as nobody (or none)
@@ -1691,7 +1691,7 @@ def grade_assignment(assignment, student_file, timeout=DEFAULT_TIMEOUT, memory_m
         shutil.copyfile(WORKER_FILE, os.path.join(work, "autograde_worker.py"))
         try:
             reference = _load_reference(assignment, reference_path)
-        except BaseException as e:  # noqa: BLE001 - the grader's own fault: say so
+        except Exception as e:  # noqa: BLE001 - the grader's own fault: say so (Ctrl-C/SIGTERM still stop it)
             for k, _, _ in table:
                 final[k] = (0.0, f"autograder error: the reference {reference_path} failed to import "
                                  f"({type(e).__name__}: {e}); please tell the course staff")

@@ -107,6 +107,13 @@ def test_run_and_list_prints_the_paths_and_turns_errors_into_one_line(tmp_path, 
         assert exc.value.code == status and re.fullmatch(f"demo.py: error: {said}.*\n", err), err
 
 
+def test_atomic_write_takes_a_254_character_file_name(tmp_path):
+    """The temporary name stays short, so the longest legal names work (255 bytes is the limit)."""
+    path = tmp_path / ("g" * 250 + ".png")
+    common.atomic_write_bytes(path, b"png")
+    assert path.read_bytes() == b"png" and os.listdir(tmp_path) == [path.name]
+
+
 def test_check_out_dir_names_the_flag(tmp_path):
     assert common.check_out_dir(str(tmp_path / "new" / "sub")) == str(tmp_path / "new" / "sub")
     (tmp_path / "file").write_text("x")

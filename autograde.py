@@ -744,11 +744,12 @@ def _check_train_steps(D0, G0, D, G, reals, zs, lrs):
         bad = ~((got - want).abs() <= lr / 4)
         off = bad.float().mean().item()
         # each tensor on its own too: a whole small layer left out (frozen, not in the optimizer)
-        # is well under 1% of all weights; a tensor fails with more than max(2, 1%) entries off
+        # is well under 1% of all weights; a tensor fails with more than half its entries off
+        # (rounding flips the sign of Adam's first step only where |grad| ~ 1e-8: a few entries)
         shapes = [tuple(p.shape) for p in want_net.parameters()]
         sizes = [p.numel() for p in want_net.parameters()]
         for i, (b, n) in enumerate(zip(torch.split(bad, sizes), sizes)):
-            if off <= 0.01 and int(b.sum()) > max(2, n // 100):
+            if off <= 0.01 and int(b.sum()) > max(2, n // 2):
                 raise CheckFail(f"after one training iteration, parameter {i} (shape {shapes[i]}) of "
                                 f"{'D' if lr == lrs['D'] else 'G'} differs from the starter's Adam step in "
                                 f"{int(b.sum())} of its {n} entries: is every parameter trained (none frozen, "
@@ -1381,12 +1382,14 @@ def _host_covers():
 
 
 def _mount_plan(stage, work, hidden, cmd):
-    """The ``sh`` script run as root inside new mount/PID/network namespaces: it covers every
-    top-level folder but the system's own (``VISIBLE_ROOTS``) and the grader's folders with an
-    empty read-only-to-others tmpfs, keeps the Python installation visible (bind mounts), gives
-    the worker fresh /tmp, /var/tmp and /dev/shm (what it writes there vanishes with it) with
-    the sandbox bound back in place, then becomes nobody and starts the worker in its scratch
-    folder."""
+    """The ``sh`` script run as root inside new mount/PID/network/IPC namespaces: it covers
+    every top-level folder but the system's own (``VISIBLE_ROOTS``) and the grader's folders
+    with an empty tmpfs only root may write (top-level files with /dev/null), keeps the Python
+    installation and the other ``sys.path`` folders visible (bind mounts), gives the worker
+    fresh /tmp, /var/tmp and /dev/shm (what it writes there vanishes with it), binds the sandbox
+    back in place wherever it lies, then becomes nobody and starts the worker in its scratch
+    folder. The script works from the sandbox through relative paths, which stay valid once the
+    folders above it are covered."""
     prefixes = _python_prefixes()
     covers = []
     for p in prefixes:
@@ -1397,23 +1400,31 @@ def _mount_plan(stage, work, hidden, cmd):
         h = os.path.realpath(h)
         if os.path.isdir(h) and h not in covers and not any(_under(h, c) for c in covers):
             covers = [c for c in covers if not _under(c, h)] + [h]
-    covers = [c for c in covers if not _under(work, c) and c != "/"]
-    binds = [p for p in prefixes if any(_under(p, c) for c in covers)]
+    covers = [c for c in covers if c != "/"]
+    keep = list(prefixes)  # what the worker needs back: Python, and the folders it imports from
+    for p in sys.path:
+        if (p and os.path.isabs(p) and os.path.isdir(p) and not any(_under(p, h) for h in hidden)
+                and not any(_under(p, k) for k in keep)):
+            keep.append(os.path.realpath(p))
+    binds = [p for p in keep if any(_under(p, c) for c in covers)]
+    files = [f"/{n}" for n in sorted(os.listdir("/")) if os.path.isfile(f"/{n}") and not os.path.islink(f"/{n}")]
+    sandbox = os.path.dirname(work)
+    scratch = [d for d in SCRATCH_DIRS if os.path.isdir(d) and not os.path.islink(d)
+               and d not in covers and not any(_under(p, d) for p in keep)]
     q = _quote
-    lines = ["set -e"]
+    stage = os.path.relpath(stage, sandbox)
+    lines = ["set -e", f"cd {q(sandbox)}"]
     for i, p in enumerate(binds):
         lines += [f"mkdir -p {q(stage)}/{i}", f"mount --bind {q(p)} {q(stage)}/{i}"]
     for c in covers:
         lines.append(f"mount -t tmpfs -o mode=755,size=64k,nosuid,nodev autograde-hidden {q(c)}")
+    for f in files:
+        lines.append(f"mount --bind /dev/null {q(f)} || true")
     for i, p in enumerate(binds):
-        lines += [f"mkdir -p {q(p)}", f"mount --bind {q(stage)}/{i} {q(p)}"]
-    sandbox = os.path.dirname(work)
-    scratch = [d for d in SCRATCH_DIRS if os.path.isdir(d) and not os.path.islink(d)
-               and d not in covers and not any(_under(p, d) for p in prefixes)]
-    lines.append(f"cd {q(sandbox)}")  # the sandbox stays reachable through "." once /tmp is covered
+        lines += [f"mkdir -p {q(p)}", f"mount --no-canonicalize --bind {q(stage)}/{i} {q(p)}"]
     for d in scratch:  # (inside a covered folder, e.g. /var/tmp, the mount point is made first)
         lines += [f"mkdir -p {q(d)}", f"mount -t tmpfs -o mode=1777,size=256m,nosuid,nodev autograde-scratch {q(d)}"]
-    if any(_under(sandbox, d) for d in scratch):
+    if any(_under(sandbox, d) for d in scratch + covers):
         lines += [f"mkdir -p {q(sandbox)}", f"mount --no-canonicalize --bind . {q(sandbox)}"]
     lines.append(f"cd {q(work)}")
     lines.append(f"exec setpriv --reuid={WORKER_UID} --regid={WORKER_UID} --clear-groups --no-new-privs "
@@ -1444,12 +1455,13 @@ def _launch(sandbox, work, hidden, worker_cmd):
     root = hasattr(os, "geteuid") and os.geteuid() == 0
     unshare, setpriv = shutil.which("unshare"), shutil.which("setpriv")
     if root and not no_unshare and unshare and setpriv and sys.platform.startswith("linux"):
-        ns = [unshare, "--mount", "--net", "--pid", "--fork", "--kill-child", "--mount-proc", "--propagation",
-              "private"]
+        ns = [unshare, "--mount", "--net", "--pid", "--ipc", "--fork", "--kill-child", "--mount-proc",
+              "--propagation", "private"]
         stage = os.path.join(sandbox, "stage")
         if "root" not in _PLAN_CACHE:
-            script, _ = _mount_plan(stage, work, hidden, [sys.executable, "-I", "-c", "import os; "
-                                                          "assert os.getuid() != 0; os.listdir('.')"])
+            script, _ = _mount_plan(stage, work, hidden, [  # as nobody, torch must still import
+                sys.executable, "-I", "-c", "import os, sys; sys.path[:0] = " + repr([p for p in sys.path if p])
+                + "; assert os.getuid() != 0; os.listdir('.'); import torch"])
             try:
                 ok = subprocess.run(ns + ["sh", "-c", script], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                     stderr=subprocess.DEVNULL, timeout=20).returncode == 0
@@ -1459,7 +1471,7 @@ def _launch(sandbox, work, hidden, worker_cmd):
         if _PLAN_CACHE["root"]:
             script, covers = _mount_plan(stage, work, hidden, worker_cmd)
             return (ns + ["sh", "-c", script], None,
-                    f"worker as nobody in network, PID and mount namespaces ({len(covers)} host folder(s) hidden)")
+                    f"worker as nobody in network, PID, IPC and mount namespaces ({len(covers)} host folder(s) hidden)")
     if root:
         if _others_can_enter(sys.executable) and all(_others_can_enter(p) for p in _python_prefixes()):
             if "nobody" not in _PLAN_CACHE:  # the namespaces root may make, as nobody (or none)

@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 
@@ -145,6 +146,7 @@ attack()
 # tables, parameter counts and zero outputs. Structural reports are data from the worker (what
 # remains possible, see docs/autograder.md); the value checks must still fail.
 PROTOCOL_FORGERY = '''
+import subprocess
 import sys
 import tempfile
 W = sys.modules["__main__"]
@@ -512,3 +514,51 @@ def test_a_message_cannot_forge_table_rows_or_move_the_cursor():
     rows = [line for line in table.splitlines() if line.lstrip().startswith(("5.", "total"))]
     assert len(rows) == 2 and rows[0].startswith("5.1   D_shape") and rows[0].endswith("boom\\x1b[2K\\r")
     assert rows[1].split() == ["total", "0", "6"]  # the forged "total 100 100" is a marked message line
+
+
+SYSV_KEY = 0x5EED0A17
+
+
+def _shm_exists(key):
+    import ctypes
+    import ctypes.util
+
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    return libc.shmget(ctypes.c_int(key), ctypes.c_size_t(0), ctypes.c_int(0)) != -1
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SysV shared memory on Linux")
+def test_a_sysv_shared_memory_segment_does_not_outlive_the_grading(tmp_path):
+    """Without its own IPC namespace a worker could leave a segment for a later submission."""
+    planter = ("import ctypes, ctypes.util\nlibc = ctypes.CDLL(ctypes.util.find_library('c'))\n"
+               f"libc.shmget(ctypes.c_int({SYSV_KEY}), ctypes.c_size_t(4096), ctypes.c_int(0o1000 | 0o666))\n")
+    assert not _shm_exists(SYSV_KEY)
+    scores, g, _ = _grade("hw5", planter + WRONG_HW5, tmp_path, "shm")
+    try:
+        if "IPC" in g["notes"][-1]:
+            assert not _shm_exists(SYSV_KEY), "the worker's shared-memory segment outlived the grading"
+    finally:
+        if _shm_exists(SYSV_KEY):
+            subprocess.run(["ipcrm", "-M", str(SYSV_KEY)], check=False)
+
+
+def test_a_sandbox_outside_tmp_still_hides_every_copy_of_the_reference(tmp_path, monkeypatch):
+    """TMPDIR under a folder the namespace covers (here /run): the folder stays covered and the
+    sandbox is bound back (before: the whole folder was left visible, reference copies too)."""
+    if os.geteuid() != 0 or not os.path.isdir("/run"):
+        pytest.skip("needs root and /run")
+    base = tempfile.mkdtemp(prefix="autograde-test-base-", dir="/run")
+    elsewhere = tempfile.mkdtemp(prefix="autograde-test-ref-", dir="/run")
+    try:
+        os.chmod(base, 0o755)
+        os.chmod(elsewhere, 0o755)
+        for name in GRADER_FILES:
+            shutil.copy(os.path.join(ROOT, name), elsewhere)
+        monkeypatch.setattr(autograde, "_sandbox_base", lambda: base)
+        scores, g, _ = _grade("hw5", _attack("find", "hw5", elsewhere) + WRONG_HW5 + REEXPORT, tmp_path, "run")
+        if "mount namespaces" in g["notes"][-1]:
+            twin = _twin("hw5", tmp_path)
+            assert not {k for k in scores if scores[k] > twin[k]}, g["results"]
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+        shutil.rmtree(elsewhere, ignore_errors=True)

@@ -1459,9 +1459,10 @@ def _launch(sandbox, work, hidden, worker_cmd):
               "--propagation", "private"]
         stage = os.path.join(sandbox, "stage")
         if "root" not in _PLAN_CACHE:
-            script, _ = _mount_plan(stage, work, hidden, [  # as nobody, torch must still import
-                sys.executable, "-I", "-c", "import os, sys; sys.path[:0] = " + repr([p for p in sys.path if p])
-                + "; assert os.getuid() != 0; os.listdir('.'); import torch"])
+            script, _ = _mount_plan(stage, work, hidden, [  # as nobody, torch must still be found
+                sys.executable, "-I", "-c", "import os, sys, importlib.util; sys.path[:0] = "
+                + repr([p for p in sys.path if p]) + "; assert os.getuid() != 0; os.listdir('.'); "
+                "assert importlib.util.find_spec('torch')"])
             try:
                 ok = subprocess.run(ns + ["sh", "-c", script], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                     stderr=subprocess.DEVNULL, timeout=20).returncode == 0

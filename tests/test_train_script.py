@@ -412,7 +412,8 @@ def test_sigint_in_process_stops_cleanly(digits_split, monkeypatch, workers):
     assert uts.exit_status(runs) == 130
 
 
-@pytest.mark.parametrize("sig, status, said", [(signal.SIGINT, 130, "Ctrl-C"), (signal.SIGTERM, 143, "SIGTERM")])
+@pytest.mark.parametrize("sig, status, said", [  # the same mechanism: Ctrl-C's run is in the slow set
+    pytest.param(signal.SIGINT, 130, "Ctrl-C", marks=pytest.mark.slow), (signal.SIGTERM, 143, "SIGTERM")])
 def test_ctrl_c_subprocess_two_workers_writes_partial_outputs(tmp_path, repo_root, sig, status, said):
     """Ctrl-C with 2 worker threads used to abort with SIGABRT (exit 134) and write nothing;
     SIGTERM killed the sweep with nothing written. The real signal is sent once a progress bar

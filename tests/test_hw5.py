@@ -356,6 +356,11 @@ def test_standalone_file_imports_silently_and_has_help(tmp_path):
     helped = subprocess.run([sys.executable, "hw5.py", "--help"], cwd=tmp_path, capture_output=True, text=True,
                             env=env, timeout=120)
     assert helped.returncode == 0 and "--epochs" in helped.stdout and "gan_train.py" in helped.stdout
+    # without gan_train.py beside it, `python hw5.py` trains with the literal train() and writes the grid
+    run = subprocess.run([sys.executable, "hw5.py", "--epochs", "1", "--out", "grid.png"], cwd=tmp_path,
+                         capture_output=True, text=True, env=dict(env, OMP_NUM_THREADS="2"), timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "epoch 1/1: V = " in run.stdout and (tmp_path / "grid.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_get_data_loader_falls_back_offline_to_the_sample(tmp_path, monkeypatch, capsys):

@@ -74,18 +74,38 @@ _IMPORT_ROWS = (("import", 4, "imports alone, without error, within the time lim
                 ("import_quiet", 2, "importing prints nothing, writes no file, opens no network connection"))
 POINTS = {a: list(_IMPORT_ROWS) for a in ASSIGNMENTS}
 CHECK_FUNCTIONS = {}
+# Gradescope's per-test visibility; a check's default is declared with it, and
+# --visibility KEY=LEVEL (or LEVEL, for every check) overrides it for one grading or bundle
+VISIBILITY_LEVELS = ("visible", "after_published", "after_due_date", "hidden")
+VISIBILITY = {"import": "visible", "import_quiet": "visible"}
 
 
-def check(assignment, key, points, description):
+def check(assignment, key, points, description, visibility="visible"):
     """Declare a check: ``fn(ctx)`` returns None or a message (full marks), raises CheckFail (0)."""
+    assert visibility in VISIBILITY_LEVELS, visibility
 
     def register(fn):
         assert key not in CHECK_FUNCTIONS and key not in ("import", "import_quiet"), key
         POINTS[assignment].append((key, points, description))
         CHECK_FUNCTIONS[key] = fn
+        VISIBILITY[key] = visibility
         return fn
 
     return register
+
+
+# An expected value in a message is marked with _exp(); render() shows it, or with
+# --hide-expected replaces it by "[hidden]" (students then cannot read answers off the grader).
+_EXPECTED = re.compile("\x02(.*?)\x03", re.S)
+
+
+def _exp(value):
+    return f"\x02{value}\x03"
+
+
+def render(message, hide_expected=False):
+    """A check's message as a student sees it: expected values shown or hidden."""
+    return _EXPECTED.sub("[hidden]" if hide_expected else lambda m: m.group(1), message)
 
 
 def total_points(assignment):
@@ -128,8 +148,8 @@ def _opt(schema):
 SCHEMAS = {
     "import": {"ok": bool, "error": str, "network": [str]},
     "forward": {"outputs": [VALUE]},
-    "trace": {"ops": [OP], "error": str, "params": int, "conv_bias": [str]},
-    "function": {"outputs": [VALUE]},
+    "trace": {"ops": [OP], "error": str, "params": int, "conv_bias": [str], "conv_bias_params": int},
+    "function": {"outputs": [VALUE], "zeroed": [str]},
     "V": {"value": VALUE, "requires_grad": bool, "grads_D": _opt([VALUE]), "grads_G": _opt([VALUE])},
     "optimizer": {"has_model": bool, "has_optimizer": bool, "type": str, "is_adam": bool, "lrs": [float],
                   "params": [str]},
@@ -157,7 +177,7 @@ def _parse(obj, schema, where="reply"):
     if schema is str:
         if type(obj) is not str or len(obj) > _MAX_STR:
             raise ValueError(f"{where}: expected a string")
-        return obj
+        return obj.replace("\x02", "").replace("\x03", "")  # the markers of expected values are ours
     if schema == TENSOR:
         return W.decode_tensor(obj)
     if schema == VALUE:
@@ -295,13 +315,13 @@ def _compare_layers(ops, expected, what, ignore=(), error=""):
             if error:
                 raise CheckFail(f"{what}: the forward pass raised {error} after layer {i} "
                                 f"({_fmt_op(got[-1]) if got else 'none'}); layer {i + 1} should be {_fmt_op(want)}")
-            raise CheckFail(f"{what}: {len(got)} layers ran, expected {len(expected)}; layer {i + 1} "
+            raise CheckFail(f"{what}: {len(got)} layers ran, expected {_exp(len(expected))}; layer {i + 1} "
                             f"({_fmt_op(want)}) is missing")
         if not _same_op(got[i], want, ignore):
-            raise CheckFail(f"{what}: layer {i + 1} is {_fmt_op(got[i])}, expected {_fmt_op(want)}")
+            raise CheckFail(f"{what}: layer {i + 1} is {_fmt_op(got[i])}, expected {_exp(_fmt_op(want))}")
     if len(got) > len(expected):
         extra = ", ".join(_fmt_op(op) for op in got[len(expected):][:3])
-        raise CheckFail(f"{what}: {len(got)} layers ran, expected {len(expected)}; extra after the last one: {extra}")
+        raise CheckFail(f"{what}: {len(got)} layers ran, expected {_exp(len(expected))}; extra after the last one: {extra}")
     if error:
         raise CheckFail(f"{what}: the forward pass raised {error}")
 
@@ -314,7 +334,7 @@ def _compare_outputs(got, want, what, tol=1e-5):
     if t is None:
         raise CheckFail(f"{what} returned {got.describe() if isinstance(got, _Value) else 'nothing'}, not a tensor")
     if t.numel() != want.numel():
-        raise CheckFail(f"{what} has shape {tuple(t.shape)}, the reference's has {tuple(want.shape)}")
+        raise CheckFail(f"{what} has shape {tuple(t.shape)}, the reference's has {_exp(tuple(want.shape))}")
     g, w = t.double().reshape(-1), want.detach().double().reshape(-1)
     if not torch.isfinite(g).all():
         raise CheckFail(f"{what} contains NaN or inf")
@@ -423,7 +443,7 @@ def _check_net_shape(c, which):
             raise CheckFail(f"{what} returned {got.describe()}, not a tensor")
         if tuple(out.shape) != spec["out"](n):
             raise CheckFail(f"{what} for {spec['inname']} of shape {tuple(x.shape)} has shape "
-                            f"{tuple(out.shape)}, expected {spec['out'](n)}")
+                            f"{tuple(out.shape)}, expected {_exp(spec['out'](n))}")
         if not torch.isfinite(out).all():
             raise CheckFail(f"{what} contains NaN or inf")
         if not ((out > lo) & (out < hi)).all():
@@ -445,7 +465,7 @@ def _check_net_params(c, which):
     spec = NET[which]
     n = c.ask("trace", cls=spec["cls"], args=[], seed=0)["params"]
     if n != spec["params"]:
-        raise CheckFail(f"{spec['cls']} has {n:,} parameters, expected {spec['params']:,}")
+        raise CheckFail(f"{spec['cls']} has {n:,} parameters, expected {_exp(format(spec['params'], ','))}")
 
 
 def _check_net_function(c, which):
@@ -570,8 +590,8 @@ def chk_V_value(c):
     ]
     for value, message in diagnoses:
         if close(v, value):
-            raise CheckFail(f"{message} (got {v:.6f}, expected {want:.6f})")
-    raise CheckFail(f"calculate_V(x, z) = {v:.6f}, expected mean log D(x) + mean log(1 - D(G(z))) = {want:.6f}")
+            raise CheckFail(f"{message} (got {v:.6f}, expected {_exp(f'{want:.6f}')})")
+    raise CheckFail(f"calculate_V(x, z) = {v:.6f}, expected mean log D(x) + mean log(1 - D(G(z))) = {_exp(f'{want:.6f}')}")
 
 
 @check("hw5", "V_grads", 8, "calculate_V: its gradients wrt D's and G's parameters equal the reference's")
@@ -639,7 +659,7 @@ def _check_adam(c, which, lr):
         raise CheckFail(f"{name} is {r['type']}, expected torch.optim.Adam")
     for got in r["lrs"]:
         if not math.isclose(got, lr, rel_tol=1e-9):
-            raise CheckFail(f"{name} has learning rate {got:g}, expected {lr:g}")
+            raise CheckFail(f"{name} has learning rate {got:g}, expected {_exp(f'{lr:g}')}")
     if not r["lrs"]:
         raise CheckFail(f"{name} has no parameter groups")
     n = len(list(_standin(NET[which]["cls"], 0).parameters()))
@@ -868,6 +888,7 @@ def _randomize_reference(model, seed):
 def _check_function(c, which, mode):
     import torch
 
+    zeroed = []
     for C in BLOCK_CHANNELS:
         torch.manual_seed(80 + C)
         ref = getattr(c.ref, which)(C)
@@ -887,6 +908,10 @@ def _check_function(c, which, mode):
                   what_net=f"{which}({C})")
         for x, got, want in zip(xs, _outputs(r, len(xs)), wants):
             _compare_outputs(got, want, f"{which}({C})(x) in {mode} mode for x of shape {tuple(x.shape)}")
+        zeroed = zeroed or r["zeroed"]
+    if zeroed:  # the bias is the no-bias check's mistake, not this one's
+        return (f"ok, with your convolution biases ({', '.join(zeroed[:3])}) set to zero for this check "
+                f"({which}_no_bias takes the points for them)")
 
 
 @check("hw2", "Block_no_bias", 6, "Block(C): its convolutions have no bias")
@@ -901,12 +926,12 @@ def chk_Block_layers(c):
 
 @check("hw2", "Block_train", 12, "Block(C): with the reference's weights, output equals the reference's in train mode")
 def chk_Block_train(c):
-    _check_function(c, "Block", "train")
+    return _check_function(c, "Block", "train")
 
 
 @check("hw2", "Block_eval", 8, "Block(C): with the reference's weights and BN statistics, equal output in eval mode")
 def chk_Block_eval(c):
-    _check_function(c, "Block", "eval")
+    return _check_function(c, "Block", "eval")
 
 
 @check("hw2", "ResNet_shape", 8, "ResNet(C), C = 1, 4, 16: output (N, 10) for 8x8 and 28x28 inputs")
@@ -945,23 +970,29 @@ def chk_ResNet_layers(c):
 
 @check("hw2", "ResNet_params", 8, "ResNet(C): 18C^2 + 25C + 10 parameters")
 def chk_ResNet_params(c):
+    note = ""
     for C in BLOCK_CHANNELS:
-        n = c.ask("trace", **_hw2_request("ResNet", C), seed=0)["params"]
+        r = c.ask("trace", **_hw2_request("ResNet", C), seed=0)
+        n = r["params"] - r["conv_bias_params"]  # a conv bias costs only ResNet_no_bias
         want = 18 * C * C + 25 * C + 10
         if n != want:
-            raise CheckFail(f"ResNet({C}) has {n:,} parameters, expected 18C^2 + 25C + 10 = {want:,}")
+            raise CheckFail(f"ResNet({C}) has {n:,} parameters (not counting convolution biases), expected "
+                            f"18C^2 + 25C + 10 = {_exp(f'{want:,}')}")
+        if r["conv_bias_params"]:
+            note = "ok, not counting your convolution biases (ResNet_no_bias takes the points for them)"
+    return note or None
 
 
 @check("hw2", "ResNet_train", 12, "ResNet(C): with the reference's weights, output equals the reference's in train "
                                   "mode")
 def chk_ResNet_train(c):
-    _check_function(c, "ResNet", "train")
+    return _check_function(c, "ResNet", "train")
 
 
 @check("hw2", "ResNet_eval", 8, "ResNet(C): with the reference's weights and BN statistics, equal output in eval "
                                 "mode")
 def chk_ResNet_eval(c):
-    _check_function(c, "ResNet", "eval")
+    return _check_function(c, "ResNet", "eval")
 
 
 POINTS = {a: tuple(rows) for a, rows in POINTS.items()}
@@ -1271,7 +1302,7 @@ def _run_checks(assignment, keys, reference, start, label, check_limit, import_l
             channel.close()
 
 
-def grade_in_process(assignment, student_path, checks=None, reference_path=None):
+def grade_in_process(assignment, student_path, checks=None, reference_path=None, hide_expected=False):
     """Run the checks with the worker's handler in this process, without any isolation (for the
     tests of the checks). Returns ``[{"check", "score", "max_score", "output"}]``.
 
@@ -1307,7 +1338,8 @@ def grade_in_process(assignment, student_path, checks=None, reference_path=None)
         sys.modules.pop(name, None)
         shutil.rmtree(tmp, ignore_errors=True)
     return [{"check": k, "score": round(final[k][0] * table[k], 4) if k in final else 0.0,
-             "max_score": float(table[k]), "output": final[k][1] if k in final else "not run"} for k in keys]
+             "max_score": float(table[k]), "output": render(final[k][1], hide_expected) if k in final else "not run"}
+            for k in keys]
 
 
 _INPROC_NAMES = []
@@ -1670,12 +1702,13 @@ def _copy_source(src, dst):
 
 
 def grade_assignment(assignment, student_file, timeout=DEFAULT_TIMEOUT, memory_mb=DEFAULT_MEMORY_MB,
-                     reference_path=None, output_cap=OUTPUT_CAP, check_limit=None):
+                     reference_path=None, output_cap=OUTPUT_CAP, check_limit=None, hide_expected=False):
     """Grade one file in a sandboxed worker process. Never raises for anything the submission does.
 
     ``timeout``: seconds each import of the submission may take (the first one and the one
     after each restart). ``check_limit``: seconds each check may take (default: a quarter of
     ``timeout``, at least ``CHECK_LIMIT_MIN``); one check's overrun never shortens another's.
+    ``hide_expected``: messages say "[hidden]" in place of the expected values.
 
     Returns a dict: assignment, file, results [{check, name, score, max_score, output}],
     output (what the submission printed, capped), notes, seconds.
@@ -1757,7 +1790,7 @@ def grade_assignment(assignment, student_file, timeout=DEFAULT_TIMEOUT, memory_m
     for k, p, d in table:
         fraction, message = final.get(k, (0.0, "not run"))
         results.append({"check": k, "name": d, "score": round(min(1.0, max(0.0, fraction)) * p, 4),
-                        "max_score": float(p), "output": _printable(_short(message))})
+                        "max_score": float(p), "output": _printable(_short(render(message, hide_expected)))})
     notes.append(f"sandbox: scratch folder, {timeout:g} s per import, {check_limit:g} s per check, {memory_mb} MB "
                  f"address space, minimal environment; {isolation}")
     return {"assignment": assignment, "file": label, "results": results, "output": stdout.text(), "notes": notes,
@@ -1766,17 +1799,36 @@ def grade_assignment(assignment, student_file, timeout=DEFAULT_TIMEOUT, memory_m
 
 
 # ------------------------------------------------------------------------------ reports
-def results_json(gradings, elapsed):
-    """Gradescope's results format (the top-level score is the sum of the test scores)."""
+def parse_visibility(specs):
+    """{check: level} from ``--visibility`` values: "LEVEL" (every check) or "KEY=LEVEL", comma-separated."""
+    chosen = {}
+    for spec in specs or ():
+        for item in spec.split(","):
+            key, _, level = item.strip().rpartition("=")
+            if level not in VISIBILITY_LEVELS:
+                raise ValueError(f"{item.strip()!r}: the level must be one of {', '.join(VISIBILITY_LEVELS)}")
+            if key and key not in VISIBILITY:
+                raise ValueError(f"{item.strip()!r}: no check is called {key!r} (see docs/autograder.md)")
+            chosen.update({k: level for k in ([key] if key else VISIBILITY)})
+    return chosen
+
+
+def results_json(gradings, elapsed, visibility=None):
+    """Gradescope's results format (the top-level score is the sum of the test scores); each
+    test's visibility is its check's declared one unless ``visibility`` {check: level} says otherwise."""
+    visibility = {**VISIBILITY, **(visibility or {})}
     tests, lines = [], []
     score = 0.0
     for g in gradings:
         number = ASSIGNMENTS[g["assignment"]]["number"]
         got = sum(r["score"] for r in g["results"])
         lines.append(f"{g['file']}: {got:g} / {sum(r['max_score'] for r in g['results']):g} points")
+        if g.get("found"):
+            lines.append(g["found"])
         for i, r in enumerate(g["results"], 1):
             tests.append({"name": f"{g['file']}: {r['name']}", "number": f"{number}.{i}", "score": r["score"],
-                          "max_score": r["max_score"], "output": r["output"], "visibility": "visible"})
+                          "max_score": r["max_score"], "output": r["output"],
+                          "visibility": visibility.get(r["check"], "visible")})
             score += r["score"]
         if g.get("output"):
             lines.append(f"Output of your {g['file']} during grading (capped):\n{g['output'].rstrip()}")
@@ -1837,12 +1889,15 @@ ALLOWED_PYPI = ("numpy", "scipy", "scikit-learn", "pillow", "matplotlib", "tqdm"
 ALLOWED_MODULES = ("torch", "torchvision", "numpy", "scipy", "sklearn", "PIL", "matplotlib", "tqdm")
 
 
-def make_bundle(assignment, out_zip, timeout=DEFAULT_TIMEOUT):
-    """Write the Gradescope autograder zip for ``assignment``; returns the list of members."""
+def make_bundle(assignment, out_zip, timeout=DEFAULT_TIMEOUT, visibility=None, hide_expected=False):
+    """Write the Gradescope autograder zip for ``assignment``; returns the list of members.
+    ``visibility`` ({check: level}) and ``hide_expected`` are written to grading.env, which
+    run_autograder passes on to every grading."""
     info = ASSIGNMENTS[assignment]
     reference = os.path.join(HERE, info["file"])
     requirements = os.path.join(HERE, "requirements.txt")
     pins = _read_pins(requirements)
+    parse_visibility([f"{k}={v}" for k, v in (visibility or {}).items()])  # ValueError before writing
     missing = [p for p in ("torch", "torchvision", "numpy") if p not in pins]
     if missing:
         raise ValueError(f"{requirements} pins no version of {', '.join(missing)}")
@@ -1856,7 +1911,9 @@ def make_bundle(assignment, out_zip, timeout=DEFAULT_TIMEOUT):
     members = {
         "setup.sh": (script("setup.sh"), 0o755),
         "run_autograder": (script("run_autograder"), 0o755),
-        "grading.env": (f"ASSIGNMENT={assignment}\nTIMEOUT={float(timeout):g}\n", 0o644),
+        "grading.env": (f"ASSIGNMENT={assignment}\nTIMEOUT={float(timeout):g}\n"
+                        + (f"VISIBILITY={','.join(f'{k}={v}' for k, v in visibility.items())}\n" if visibility else "")
+                        + ("HIDE_EXPECTED=1\n" if hide_expected else ""), 0o644),
         "autograde.py": (open(os.path.abspath(__file__), encoding="utf-8").read(), 0o644),
         "autograde_worker.py": (open(WORKER_FILE, encoding="utf-8").read(), 0o644),
         "common.py": (open(os.path.join(HERE, "common.py"), encoding="utf-8").read(), 0o644),
@@ -1990,6 +2047,11 @@ def build_parser():
     p.add_argument("--assignment", choices=sorted(ASSIGNMENTS), default=None,
                    help="grade SUBMISSION as this assignment whatever its name; with a folder that lacks the "
                         "expected file, the result is a zero score that says so (what run_autograder uses)")
+    p.add_argument("--visibility", action="append", metavar="[KEY=]LEVEL", default=None,
+                   help=f"Gradescope visibility of check KEY (or of every check), comma-separated and repeatable; "
+                        f"LEVEL is one of {', '.join(VISIBILITY_LEVELS)} (default: each check's declared one)")
+    p.add_argument("--hide-expected", action="store_true",
+                   help="messages say [hidden] in place of expected values (layers, shapes, counts, V)")
     p.add_argument("--gradescope-bundle", nargs=2, metavar=("hw5|hw2", "OUT.zip"), default=None,
                    help="write the Gradescope autograder zip (gradescope/setup.sh and run_autograder, grading.env, "
                         "autograde.py, autograde_worker.py, common.py, the "
@@ -2016,6 +2078,10 @@ def main(argv=None):
         parser.error(f"--timeout must be a positive number of seconds, got {args.timeout:g}")
     if args.memory_mb < 512 or args.memory_mb > MAX_MEMORY_MB:
         parser.error(f"--memory-mb must be between 512 and {MAX_MEMORY_MB}, got {args.memory_mb}")
+    try:
+        visibility = parse_visibility(args.visibility)
+    except ValueError as e:
+        parser.error(f"--visibility {e}")
     if args.gradescope_bundle:
         if args.submission:
             parser.error("give either SUBMISSION or --gradescope-bundle, not both")
@@ -2026,7 +2092,8 @@ def main(argv=None):
         if not os.path.isdir(folder) or not os.access(folder, os.W_OK) or os.path.isdir(out_zip):
             parser.error(f"--gradescope-bundle: cannot write {out_zip!r} (its folder must exist and be writable)")
         try:
-            members = make_bundle(assignment, out_zip, timeout=args.timeout)
+            members = make_bundle(assignment, out_zip, timeout=args.timeout, visibility=visibility,
+                                  hide_expected=args.hide_expected)
         except (OSError, ValueError) as e:
             print(f"autograde.py: error: cannot write the bundle: {e}", file=sys.stderr)
             return EXIT_MISUSE
@@ -2087,7 +2154,8 @@ def main(argv=None):
             gradings.append(_missing_file_grading(assignment, path))
             continue
         try:
-            g = grade_assignment(assignment, f, timeout=args.timeout, memory_mb=args.memory_mb)
+            g = grade_assignment(assignment, f, timeout=args.timeout, memory_mb=args.memory_mb,
+                                 hide_expected=args.hide_expected)
         except Exception as e:  # noqa: BLE001 - a bug of the grader itself: still a results file
             g = _missing_file_grading(assignment, path)
             message = f"autograder error ({type(e).__name__}: {e}); please tell the course staff"
@@ -2096,11 +2164,11 @@ def main(argv=None):
             print(f"autograde.py: internal error while grading {f}:\n{traceback.format_exc()}", file=sys.stderr)
         if assignment in found_notes:
             g["notes"].append(found_notes[assignment])
-            g["output"] = (found_notes[assignment] + "\n" + g.get("output", "")).strip()
+            g["found"] = found_notes[assignment]  # results.json's output says which file was graded
         elif os.path.basename(f) != ASSIGNMENTS[assignment]["file"]:
             g["notes"].append(f"graded {os.path.basename(f)} as {ASSIGNMENTS[assignment]['file']}")
         gradings.append(g)
-    report = results_json(gradings, time.monotonic() - t0)
+    report = results_json(gradings, time.monotonic() - t0, visibility)
     text = json.dumps(report, indent=2)
     if args.results is not None:
         try:

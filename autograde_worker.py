@@ -361,18 +361,36 @@ def ordered_tensors(model, used, kind):
 
 def load_by_order(src_params, src_buffers, dst, dst_used, what):
     """Copy tensors (listed in the reference's order of first use) into ``dst``, matched by
-    shape and by order of first use in dst's forward pass (registration order for unused ones)."""
+    shape and by order of first use in dst's forward pass (registration order for unused ones).
+
+    A convolution bias that dst has and the reference lacks is set to zero and left out of the
+    matching (a bias of zero is no bias): that mistake costs only the no-bias check. Returns the
+    names of the biases zeroed."""
     import collections
 
     import torch
+    from torch import nn
+
+    def key(t):
+        return tuple(t.shape), t.dtype.is_floating_point
 
     def groups(tensors):
         g = collections.OrderedDict()
         for t in tensors:
-            g.setdefault((tuple(t.shape), t.dtype.is_floating_point), []).append(t)
+            g.setdefault(key(t), []).append(t)
         return g
 
-    sp, dp = groups(src_params), groups(ordered_tensors(dst, dst_used, "param"))
+    dst_params = ordered_tensors(dst, dst_used, "param")
+    excess = collections.Counter(map(key, dst_params)) - collections.Counter(map(key, src_params))
+    conv_bias = {id(m.bias): n + ".bias" for n, m in dst.named_modules()
+                 if isinstance(m, nn.modules.conv._ConvNd) and isinstance(m.bias, torch.Tensor)}
+    zeroed = []
+    for t in dst_params:
+        if id(t) in conv_bias and excess[key(t)] > 0:
+            excess[key(t)] -= 1
+            zeroed.append(t)
+    dropped = {id(t) for t in zeroed}
+    sp, dp = groups(src_params), groups(t for t in dst_params if id(t) not in dropped)
     if {k: len(v) for k, v in sp.items()} != {k: len(v) for k, v in dp.items()}:
         want = collections.Counter({k[0]: len(v) for k, v in sp.items()})
         have = collections.Counter({k[0]: len(v) for k, v in dp.items()})
@@ -385,13 +403,16 @@ def load_by_order(src_params, src_buffers, dst, dst_used, what):
         raise Fail(f"cannot load the reference weights into your {what}: its parameter shapes differ "
                    f"from the reference's ({'; '.join(parts)})")
     with torch.no_grad():
-        for key, tensors in sp.items():
-            for s, d in zip(tensors, dp[key]):
+        for k, tensors in sp.items():
+            for s, d in zip(tensors, dp[k]):
                 d.copy_(s)
+        for t in zeroed:
+            t.zero_()
         sb, db = groups(src_buffers), groups(ordered_tensors(dst, dst_used, "buffer"))
-        for key, tensors in sb.items():
-            for s, d in zip(tensors, db.get(key, [])):
+        for k, tensors in sb.items():
+            for s, d in zip(tensors, db.get(k, [])):
                 d.copy_(s.to(d.dtype))
+    return [conv_bias[id(t)] for t in zeroed]
 
 
 # ----------------------------------------------------------------------- stand-ins from data
@@ -582,13 +603,15 @@ class Worker:
         net = self.model(req)
         net.train(req.get("mode", "train") == "train")
         params = sum(p.numel() for p in net.parameters())
-        conv_bias = [n for n, m in net.named_modules() if isinstance(m, nn.Conv2d) and m.bias is not None]
+        conv_bias = {n: m.bias.numel() for n, m in net.named_modules()
+                     if isinstance(m, nn.Conv2d) and m.bias is not None}
         ops = []
         error = ""
         if "input" in req:
             ops, _, _, err = trace(net, decode_tensor(req["input"]))
             error = self.exc(err) if err is not None else ""
-        return {"ops": ops, "error": error, "params": int(params), "conv_bias": conv_bias[:5]}
+        return {"ops": ops, "error": error, "params": int(params), "conv_bias": list(conv_bias)[:5],
+                "conv_bias_params": int(sum(conv_bias.values()))}
 
     def op_function(self, req):
         import torch
@@ -598,15 +621,15 @@ class Worker:
         _, used, _, err = trace(net, decode_tensor(req["probe"]))
         if err is not None:
             raise Fail(f"{req['what']} raised {self.exc(err)}")
-        load_by_order([decode_tensor(t) for t in req["params"]], [decode_tensor(t) for t in req["buffers"]],
-                      net, used, req["what_net"])
+        zeroed = load_by_order([decode_tensor(t) for t in req["params"]],
+                               [decode_tensor(t) for t in req["buffers"]], net, used, req["what_net"])
         net.train(req["mode"] == "train")
         outs = []
         for t in req["inputs"]:
             x = decode_tensor(t)
             with torch.no_grad():
                 outs.append(encode_value(self.call(req["what"], net, x)))
-        return {"outputs": outs}
+        return {"outputs": outs, "zeroed": zeroed[:5]}
 
     def make_gan(self, req, fallback=False):
         """The student's GAN(), built with the stand-in Discriminator/Generator the grader sent."""

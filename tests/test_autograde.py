@@ -193,7 +193,7 @@ MUTANTS = {
     # ---- hw2
     "Block conv with bias": ("hw2", [("self.conv1 = nn.Conv2d(num_channels, num_channels, 3, 1, 1, bias=False)",
                                       "self.conv1 = nn.Conv2d(num_channels, num_channels, 3, 1, 1, bias=True)")],
-                             {"Block_no_bias", "Block_train", "Block_eval"}),
+                             {"Block_no_bias"}),  # the bias is zeroed for the function checks
     "Block BN before the conv": ("hw2", [("out = F.relu(self.bn1(self.conv1(x)))", "out = F.relu(self.conv1(self.bn1(x)))")],
                                  {"Block_layers", "Block_train", "Block_eval"}),
     "Block without the skip connection": ("hw2", [("return F.relu(x + out)", "return F.relu(out)")],
@@ -208,7 +208,7 @@ MUTANTS = {
                                    {"ResNet_layers", "ResNet_train", "ResNet_eval"}),
     "ResNet first conv with bias": ("hw2", [("nn.Conv2d(1, num_channels, 3, 2, 1, bias=False)",
                                              "nn.Conv2d(1, num_channels, 3, 2, 1)")],
-                                    {"ResNet_no_bias", "ResNet_params", "ResNet_train", "ResNet_eval"}),
+                                    {"ResNet_no_bias"}),
     "missing class ResNet": ("hw2", [("class ResNet(nn.Module)", "class ResidualNet(nn.Module)")],
                              {"ResNet_shape", "ResNet_no_bias", "ResNet_layers", "ResNet_params", "ResNet_train",
                               "ResNet_eval"}),
@@ -313,7 +313,9 @@ def test_mutant_loses_exactly_its_points(name, tmp_path):
 def test_mutant_messages_name_the_mistake(tmp_path):
     def output(name, check):
         assignment, edits, _ = MUTANTS[name]
-        results = autograde.grade_in_process(assignment, _apply(assignment, edits, tmp_path, name), checks=[check])
+        folder = tmp_path / check
+        folder.mkdir(exist_ok=True)
+        results = autograde.grade_in_process(assignment, _apply(assignment, edits, folder, name), checks=[check])
         return {r["check"]: r["output"] for r in results}[check]
 
     assert "-V" in output("V with the wrong sign", "V_value")
@@ -321,6 +323,8 @@ def test_mutant_messages_name_the_mistake(tmp_path):
     assert "no gradient reaches G" in output("V detaches G(z)", "V_grads")
     assert "LeakyReLU(slope 0.01)" in output("D LeakyReLU 0.01", "D_layers")
     assert "bias" in output("Block conv with bias", "Block_no_bias")
+    assert "conv1.bias) set to zero" in output("Block conv with bias", "Block_train")
+    assert "not counting your convolution biases" in output("ResNet first conv with bias", "ResNet_params")
     assert "learning rate 0.0001, expected 0.001" in output("G_optimizer lr 1e-4", "G_optimizer")
     assert "download" in output("train downloads with urllib", "train")
     assert "the D step descends V" in output("train: D descends V", "train")
@@ -463,6 +467,40 @@ def test_import_side_effects_are_reported(tmp_path):
     assert not (tmp_path / "side_effect.txt").exists()
 
 
+# ------------------------------------------------------------- visibility and hidden answers
+def test_hide_expected_hides_the_expected_values_and_only_them(tmp_path):
+    cases = [("G_optimizer lr 1e-4", "G_optimizer", "expected 0.001", "learning rate 0.0001"),
+             ("D LeakyReLU 0.01", "D_layers", "expected LeakyReLU(slope 0.2)", "is LeakyReLU(slope 0.01)"),
+             ("ResNet first conv stride 1", "ResNet_layers", "expected Conv2d(1->", "is Conv2d(1->")]
+    for name, check, answer, mistake in cases:
+        assignment, edits, _ = MUTANTS[name]
+        path = _apply(assignment, edits, tmp_path, name)
+        shown, = autograde.grade_in_process(assignment, path, checks=[check])
+        hidden, = autograde.grade_in_process(assignment, path, checks=[check], hide_expected=True)
+        assert answer in shown["output"] and answer not in hidden["output"], (shown, hidden)
+        assert "[hidden]" in hidden["output"] and mistake in hidden["output"], hidden
+        assert hidden["score"] == shown["score"] == 0.0
+    # the markers are the grader's own: a reply (the submission's text) cannot hide or fake them
+    assert autograde._parse("a\x02b\x03c", str) == "abc"
+    assert autograde.render(f"x {autograde._exp(5)} y", hide_expected=True) == "x [hidden] y"
+
+
+def test_visibility_is_declared_per_check_and_can_be_overridden():
+    for rows in autograde.POINTS.values():
+        for key, _, _ in rows:
+            assert autograde.VISIBILITY[key] in autograde.VISIBILITY_LEVELS, key
+    v = autograde.parse_visibility(["hidden", "train=after_published,D_layers=visible"])
+    assert v["train"] == "after_published" and v["D_layers"] == "visible" and v["V_value"] == "hidden"
+    assert autograde.parse_visibility(None) == {}
+    for bad in ("secret", "nosuch=hidden", "train=Hidden", "train="):
+        with pytest.raises(ValueError):
+            autograde.parse_visibility([bad])
+    g = autograde._missing_file_grading("hw5", ROOT)
+    levels = [t["visibility"] for t in autograde.results_json([g], 1.0, {"train": "hidden"})["tests"]]
+    keys = [k for k, _, _ in autograde.POINTS["hw5"]]
+    assert levels == ["hidden" if k == "train" else autograde.VISIBILITY[k] for k in keys]
+
+
 # ----------------------------------------------------------------------------------- CLI
 def test_cli_misuse_exits_non_zero_with_a_message(tmp_path):
     cases = [
@@ -473,6 +511,8 @@ def test_cli_misuse_exits_non_zero_with_a_message(tmp_path):
         ([os.path.join(ROOT, "hw2_ResNet.py"), "--timeout", "0"], "--timeout"),
         (["--gradescope-bundle", "hw7", tmp_path / "x.zip"], "hw5 or hw2"),
         (["--gradescope-bundle", "hw5", tmp_path / "missing" / "x.zip"], "cannot write"),
+        (["--gradescope-bundle", "hw5", tmp_path / "x.zip", "--visibility", "train=secret"], "--visibility"),
+        ([os.path.join(ROOT, "hw2_ResNet.py"), "--visibility", "nosuch=hidden"], "no check is called 'nosuch'"),
         ([], "SUBMISSION"),
     ]
     (tmp_path / "hw3.py").write_text("x = 1\n")
@@ -495,7 +535,8 @@ def test_assignment_flag_with_a_folder_lacking_the_file_gives_zeros(tmp_path):
 # ------------------------------------------------------------------------ gradescope bundle
 def test_gradescope_bundle_runs_against_a_fake_autograder_tree(tmp_path):
     bundle = tmp_path / "hw2.zip"
-    proc = _run_cli("--gradescope-bundle", "hw2", bundle, timeout=30)
+    proc = _run_cli("--gradescope-bundle", "hw2", bundle, "--visibility", "ResNet_eval=after_published",
+                    "--hide-expected", timeout=30)
     assert proc.returncode == 0, proc.stderr
     root = tmp_path / "autograder"
     source = root / "source"
@@ -517,7 +558,8 @@ def test_gradescope_bundle_runs_against_a_fake_autograder_tree(tmp_path):
     for name in ("setup.sh", "run_autograder"):  # the scripts are the repository's files, as they are
         with open(os.path.join(ROOT, "gradescope", name), encoding="utf-8") as f:
             assert (source / name).read_text() == f.read()
-    assert (source / "grading.env").read_text() == "ASSIGNMENT=hw2\nTIMEOUT=60\n"
+    assert (source / "grading.env").read_text() == ("ASSIGNMENT=hw2\nTIMEOUT=60\nVISIBILITY=ResNet_eval=after_published\n"
+                                                    "HIDE_EXPECTED=1\n")
     assert subprocess.run(["bash", "-n", str(source / "setup.sh")]).returncode == 0
     with open(os.path.join(ROOT, "hw2_ResNet.py"), encoding="utf-8") as f:
         assert (source / "hw2_ResNet.py").read_text() == f.read()
@@ -528,8 +570,23 @@ def test_gradescope_bundle_runs_against_a_fake_autograder_tree(tmp_path):
     assert run.returncode == 0, run.stderr
     report = json.loads((root / "results" / "results.json").read_text())
     assert report["score"] == 100.0 and len(report["tests"]) == len(autograde.POINTS["hw2"])
-    # a wrong upload: still a results file, with zeros and a message
+    assert [t["visibility"] for t in report["tests"]].count("after_published") == 1
+    # a zipped folder (hw2/HW2_ResNet.py) importing an allowed extra package, with one mistake:
+    # the same scores and messages as the local grader with the bundle's flags
+    mutant = _apply("hw2", MUTANTS["ResNet first conv stride 1"][1], tmp_path, "zipped")
     os.remove(root / "submission" / "hw2_ResNet.py")
+    (root / "submission" / "hw2").mkdir()
+    upload = root / "submission" / "hw2" / "HW2_ResNet.py"
+    upload.write_text("import scipy.special\n" + open(mutant, encoding="utf-8").read())
+    local = autograde.grade_in_process("hw2", str(upload), hide_expected=True)
+    run = subprocess.run([str(source / "run_autograder")], env=env, capture_output=True, text=True, timeout=120)
+    report = json.loads((root / "results" / "results.json").read_text())
+    assert [t["score"] for t in report["tests"]] == [r["score"] for r in local] and report["score"] == 68.0
+    assert [t["output"] for t in report["tests"]] == [r["output"] for r in local]
+    assert report["output"].startswith("hw2_ResNet.py: 68 / 100 points\ngraded hw2/HW2_ResNet.py")
+    assert "[hidden]" in [t["output"] for t in report["tests"] if t["name"].endswith(autograde.POINTS["hw2"][9][2])][0]
+    shutil.rmtree(root / "submission" / "hw2")
+    # a wrong upload: still a results file, with zeros and a message
     os.remove(root / "results" / "results.json")
     (root / "submission" / "notes.md").write_text("oops")
     run = subprocess.run([str(source / "run_autograder")], env=env, capture_output=True, text=True, timeout=60)

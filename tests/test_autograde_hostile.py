@@ -188,17 +188,13 @@ def test_run_autograder_removes_stale_results_first(tmp_path):
 
 
 def test_submission_found_in_subfolders_and_case_insensitively(tmp_path):
-    """A zipped upload (hw2/HW2_ResNet.py) is graded, and the grader says which file; with
-    several candidates the exact name at the shallowest depth wins. (before: 0 points)"""
+    """With several candidates the exact name at the shallowest depth wins, and the grader says
+    which file it graded (a single one in a subfolder: the bundle's test). (before: 0 points)"""
     ref = open(os.path.join(ROOT, "hw2_ResNet.py"), encoding="utf-8").read()
     (tmp_path / "sub" / "hw2").mkdir(parents=True)
     (tmp_path / "sub" / "hw2" / "HW2_ResNet.py").write_text(ref)
     (tmp_path / "sub" / "notes.txt").write_text("hi")
     out = tmp_path / "r.json"
-    proc = _cli(tmp_path / "sub", "--assignment", "hw2", "--results", out, timeout=120)
-    report = json.loads(out.read_text())
-    assert proc.returncode == 0 and report["score"] == 100.0, report["output"]
-    assert "graded hw2/HW2_ResNet.py" in report["output"]
     (tmp_path / "sub" / "deep" / "er").mkdir(parents=True)
     (tmp_path / "sub" / "deep" / "er" / "hw2_ResNet.py").write_text("broken(\n")
     (tmp_path / "sub" / "x").mkdir()

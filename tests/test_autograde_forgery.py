@@ -406,6 +406,22 @@ def test_a_spinning_D_forward_costs_only_the_checks_that_run_it(tmp_path):
     assert all("longer than its limit" in r["output"] for r in g["results"] if r["check"] in lost)
 
 
+@pytest.mark.slow  # ~40 s: a full grading with GAN() taking 4 s each time, on a loaded machine
+def test_a_slow_but_correct_GAN_gets_full_marks_on_a_loaded_machine(tmp_path):
+    """GAN() takes 4 s (a slow __init__) while two busy processes load both cores: every check
+    has its own limit, so no check's time eats another's (before: 82 or 100 by machine load)."""
+    src = _student_hw5("        torch.manual_seed(2)\n", "        import time\n        time.sleep(4)\n"
+                                                          "        torch.manual_seed(2)\n")
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    try:
+        scores, g, _ = _grade("hw5", src, tmp_path, "slow_gan")
+    finally:
+        for p in busy:
+            p.kill()
+            p.wait()
+    assert sum(scores.values()) == 100, [r for r in g["results"] if r["score"] < r["max_score"]]
+
+
 def test_a_memory_blow_up_is_followed_by_a_restart(tmp_path):
     """The first D.forward reserves address space until the limit and keeps it: without a new
     worker every later check would fail for lack of memory."""

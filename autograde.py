@@ -2027,7 +2027,9 @@ def _kill_orphans():
 
 
 def build_parser():
-    p = argparse.ArgumentParser(
+    from common import ArgumentParser  # trusted side only (see make_bundle)
+
+    p = ArgumentParser(
         prog="autograde.py",
         description="Grade a student's hw5.py (GAN) or hw2_ResNet.py (ResNet) against the reference next to this "
                     "file, each in a sandboxed subprocess, and print a table (check, points, max, message). "

@@ -455,6 +455,24 @@ def run_and_list(parser, job):
     return paths
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser for our command lines, except that ``--help`` whose text cannot be
+    written (stdout on a full disk) fails with one line and status 1 instead of exiting 0 with
+    nothing printed (argparse ignores the write error); a closed pipe exits 1 quietly."""
+
+    def print_help(self, file=None):
+        file = file or sys.stdout
+        try:
+            file.write(self.format_help())
+            file.flush()
+        except OSError as err:
+            with contextlib.suppress(OSError, ValueError):  # Python flushes stdout again at exit
+                os.dup2(os.open(os.devnull, os.O_WRONLY), file.fileno())
+            if isinstance(err, BrokenPipeError):
+                sys.exit(1)
+            self.exit(1, f"{self.prog}: error: cannot write the help: {err.strerror or err}\n")
+
+
 @contextlib.contextmanager
 def quiet_exit(prog):
     """Around a command line's ``main``: a closed pipe (``| head``) or Ctrl-C ends the program

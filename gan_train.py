@@ -19,13 +19,15 @@ import os
 import sys
 import time
 
-import numpy as np
-import torch
-import torch.nn.functional as F
-
-import common
-import hw5
-from hw5 import LATENT_DIM, Discriminator, Generator
+try:  # Ctrl-C while the libraries load: exit 130 without a traceback, like Ctrl-C anywhere else
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+    import common
+    import hw5
+    from hw5 import LATENT_DIM, Discriminator, Generator
+except KeyboardInterrupt:
+    sys.exit(130)
 
 MNIST_TRAIN_SIZE = 60_000
 ASSIGNMENT_EPOCHS = 10  # "Train our GAN for 10 epochs" (of full MNIST)
@@ -754,7 +756,7 @@ RUN_FILES = ("checkpoint.pt", "history.csv", "curves.png", "samples.gif", "final
 
 
 def build_parser(prog="gan_train.py"):
-    p = argparse.ArgumentParser(
+    p = common.ArgumentParser(
         prog=prog,
         description="Train the hw5 GAN (Tables 1 and 2) on MNIST 32x32 and score its samples. The defaults reproduce "
                     "the assignment: 10 epochs of full MNIST (9,380 iterations at batch 64; the same number of "

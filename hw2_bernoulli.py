@@ -18,15 +18,18 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import sys
 import time
 import warnings
 from dataclasses import dataclass, field
 
-import numpy as np
-from scipy.special import logsumexp, xlogy
-
-import common
-from common import ConvergenceWarning
+try:  # Ctrl-C while the libraries load: exit 130 without a traceback, like Ctrl-C anywhere else
+    import numpy as np
+    from scipy.special import logsumexp, xlogy
+    import common
+    from common import ConvergenceWarning
+except KeyboardInterrupt:
+    sys.exit(130)
 
 __all__ = [
     "ConvergenceWarning",
@@ -578,7 +581,7 @@ def run_bernoulli_demo(args):
 
 def _build_parser():
     fmt = argparse.ArgumentDefaultsHelpFormatter
-    parser = argparse.ArgumentParser(
+    parser = common.ArgumentParser(
         prog="hw2_bernoulli.py", formatter_class=fmt,
         description="hw2 Q1: fit a mixture of K multivariate Bernoullis by EM to binarised "
                     "digits and plot the prototypes p_k. Writes a PNG plus the CSV/JSON numbers "

@@ -13,10 +13,13 @@ import math
 import os
 import sys
 
-import numpy as np
-import torch
-import torch.nn.functional as F
-from torch import nn, optim
+try:
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+    from torch import nn, optim
+except KeyboardInterrupt:  # Ctrl-C while torch loads (a few seconds): exit 130, no traceback
+    sys.exit(130)
 
 LATENT_DIM = 128  # z ~ N(0, I) in R^128
 MNIST_ITERATIONS = 9380  # the assignment's budget: 10 epochs of 60,000 images at batch 64

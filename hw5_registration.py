@@ -24,15 +24,18 @@ import argparse
 import math
 import numbers
 import os
+import sys
 import time
 import warnings
 from dataclasses import dataclass, field
 
-import numpy as np
-from scipy.special import xlogy
-
-import common
-from common import ConvergenceWarning
+try:  # Ctrl-C while the libraries load: exit 130 without a traceback, like Ctrl-C anywhere else
+    import numpy as np
+    from scipy.special import xlogy
+    import common
+    from common import ConvergenceWarning
+except KeyboardInterrupt:
+    sys.exit(130)
 
 __all__ = [
     "ConvergenceWarning",
@@ -752,7 +755,7 @@ def run_registration_demo(args):
 
 def _build_parser():
     fmt = argparse.ArgumentDefaultsHelpFormatter
-    parser = argparse.ArgumentParser(
+    parser = common.ArgumentParser(
         prog="hw5_registration.py", formatter_class=fmt,
         description="hw5 Q1: register a shuffled, translated, noisy copy Q of a 2-D point set P "
                     "with the literal EM (T0 = 0, uniform Pi0, Pi <- R, fixed sigma) and with "

@@ -33,12 +33,14 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-import numpy as np
-import torch
-import torch.nn.functional as F
-
-import common
-from hw2_ResNet import ResNet
+try:  # Ctrl-C while the libraries load: exit 130 without a traceback, like Ctrl-C anywhere else
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+    import common
+    from hw2_ResNet import ResNet
+except KeyboardInterrupt:
+    sys.exit(130)
 
 DATASETS = ("digits", "mnist", "mnist-5k")
 N_TEST_DIGITS = 180
@@ -478,7 +480,7 @@ def pick_device(name):
 
 
 def build_parser():
-    p = argparse.ArgumentParser(
+    p = common.ArgumentParser(
         prog="utils_train_script.py",
         description="Train hw2's ResNet(C) for several widths C and plot train/test error. "
                     "Ctrl-C stops cleanly and writes the epochs done so far, marked partial "

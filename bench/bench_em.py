@@ -168,7 +168,7 @@ def bench_bernoulli(reps, seed):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(
+    parser = common.ArgumentParser(
         description="hw5_registration / hw2_bernoulli vs literal references (and pycpd where installed), interleaved.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--reps", type=common.positive_int, default=7,

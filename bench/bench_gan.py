@@ -77,7 +77,7 @@ def endless(loader):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    p = common.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--iters", type=int, default=100, help="iterations per loop per repetition")
     p.add_argument("--reps", type=int, default=3, help="interleaved repetitions (median reported)")

@@ -70,7 +70,7 @@ def timed(fn, *args, **kw):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+    p = common.ArgumentParser(description=__doc__.split("\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--epochs", type=common.positive_int, default=200,
                    help="epochs per run and measurement")

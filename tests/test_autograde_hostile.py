@@ -70,10 +70,11 @@ def test_results_equal_to_the_submission_is_refused(tmp_path):
     assert sub.read_text() == "x = 1\n"
 
 
-def test_results_in_proc_fails_before_grading(tmp_path):
+@pytest.mark.parametrize("results", ["/proc/x", "/dev/full"])
+def test_results_that_cannot_be_written_fail_before_grading(results, tmp_path):
     """(before: the error came only after the whole grading)"""
     t0 = time.monotonic()
-    proc = _cli(os.path.join(ROOT, "hw2_ResNet.py"), "--results", "/proc/x")
+    proc = _cli(os.path.join(ROOT, "hw2_ResNet.py"), "--results", results)
     assert proc.returncode == 2 and "--results" in proc.stderr and time.monotonic() - t0 < 5
 
 

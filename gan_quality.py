@@ -401,6 +401,14 @@ def cache_path(cache_dir, dataset_key):
 _CACHE_KEYS = {"format", "state_dict", "split", "fingerprint", "train_seconds"}
 
 
+def _same(value, want):
+    """``value == want`` for plain data; False for anything else (a tensor inside a dict, ...)."""
+    try:
+        return type(value) is type(want) and bool(value == want)
+    except Exception:  # noqa: BLE001 - an ambiguous comparison means "not the same"
+        return False
+
+
 def _load_cache(path, config, fingerprint, device):
     """The cached model, or ``(None, reason)`` when the file is missing, unreadable, mismatching or damaged."""
     if not os.path.lexists(path):
@@ -412,7 +420,7 @@ def _load_cache(path, config, fingerprint, device):
     if not isinstance(blob, dict) or set(blob) != _CACHE_KEYS:
         return None, "unexpected contents"
     for key, want in (("format", CACHE_FORMAT), ("split", config), ("fingerprint", fingerprint)):
-        if type(blob[key]) is not type(want) or blob[key] != want:
+        if not _same(blob[key], want):
             return None, {"format": f"format {blob['format']!r}, expected {CACHE_FORMAT}",
                           "split": "different split or training settings", "fingerprint": "made for different data"}[key]
     weights = blob["state_dict"]
@@ -428,7 +436,7 @@ def _load_cache(path, config, fingerprint, device):
 
 
 def build_scorer(images, labels, cache_dir, dataset_key, seed=0, verbose=True, device="cpu", epochs=None,
-                 holdout_per_class=200, max_train_per_class=600, threads=1, fallback_dir=None, min_accuracy=0.0):
+                 holdout_per_class=200, max_train_per_class=600, threads=1, fallback_dir=None, min_accuracy=0.9):
     """Train (or load from cache) the digit classifier and return a :class:`QualityScorer`.
 
     images: float (N, 1, 32, 32) in [-1, 1]; labels: integer (N,) in 0..9 with every class
@@ -439,7 +447,9 @@ def build_scorer(images, labels, cache_dir, dataset_key, seed=0, verbose=True, d
     12 epochs of mnist-5k's 3,000, 6 of full MNIST's 6,000). ``cache_dir=None`` disables the cache; otherwise
     the model is stored in ``<cache_dir>/digit_classifier_<dataset_key>.pt`` (weights, split and
     training settings, data fingerprint, format version; written atomically) and reused when all
-    match. A missing, unreadable or mismatching cache is rebuilt with one printed line.
+    match. A missing, unreadable or mismatching cache, one with weights that are not finite, or
+    one whose held-out accuracy is below ``min_accuracy`` (all-zero weights score 10%) is rebuilt
+    with one printed line; a freshly trained classifier is used whatever its accuracy.
 
     threads: intra-op threads for the classifier's training and scoring (restored after each
     call; ``None`` = the caller's setting). One is the default: this network is so small that a

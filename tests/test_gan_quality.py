@@ -48,7 +48,7 @@ def tiny(mnist5k):
     return images[keep], labels[keep]
 
 
-TINY = dict(epochs=1, holdout_per_class=10, max_train_per_class=30)
+TINY = dict(epochs=1, holdout_per_class=10, max_train_per_class=30, min_accuracy=0.0)  # at chance: no floor
 
 
 def weights(scorer_):
@@ -189,6 +189,14 @@ def test_frechet_distance_full_covariance_independent():
     assert gq.frechet_distance(mu2, s2, mu1, s1) == pytest.approx(expected, rel=1e-8)
 
 
+def test_frechet_distance_refuses_a_covariance_that_is_not_psd():
+    """(before: 0.0, the best score)"""
+    bad = np.array([[1.0, 0.0], [0.0, -1.0]])
+    for s1, s2 in ((bad, np.eye(2)), (np.eye(2), bad), (np.array([[1.0, 2.0], [0.0, 1.0]]), np.eye(2))):
+        with pytest.raises(ValueError, match="must be a covariance matrix"):
+            gq.frechet_distance(np.zeros(2), s1, np.zeros(2), s2)
+
+
 def test_frechet_distance_last_resort_path(monkeypatch):
     """When sqrtm fails (non-finite) even with the eps offset, the eigh form gives the same value."""
     rng = np.random.default_rng(3)
@@ -322,6 +330,52 @@ def test_corrupt_cache_is_rebuilt(tiny, tmp_path, capsys, corrupt, reason):
     # and the rebuilt cache is good again
     gq.build_scorer(images, labels, tmp_path, "tiny", verbose=True, **TINY)
     assert "loaded from" in capsys.readouterr().out
+
+
+def _set_weights(value):
+    def corrupt(blob):
+        blob["state_dict"] = {k: torch.full_like(v, value) if v.is_floating_point() else v
+                              for k, v in blob["state_dict"].items()}
+    return corrupt
+
+
+def _tensor_in_split(blob):
+    blob["split"]["seed"] = torch.zeros(3)
+
+
+@pytest.mark.parametrize("corrupt, reason", [
+    (_set_weights(float("nan")), "damaged (weights that are not finite tensors)"),
+    (_set_weights(float("inf")), "damaged (weights that are not finite tensors)"),
+    (_set_weights(0.0), "a classifier with held-out accuracy 10.0% (< 90%)"),
+    (_tensor_in_split, "different split or training settings"),
+])
+def test_cache_with_unusable_weights_or_metadata_is_rebuilt(corrupt, reason, scorer, mnist5k, cache_dir, tmp_path,
+                                                           capsys, monkeypatch):
+    """Metadata that match are not enough (before: NaN or zero weights were used, every score
+    meaningless; inf weights or a tensor in the split crashed)."""
+    images, labels = mnist5k
+    blob = torch.load(cache_dir / "digit_classifier_mnist-5k.pt", weights_only=True)
+    corrupt(blob)
+    path = tmp_path / "digit_classifier_mnist-5k.pt"
+    torch.save(blob, path)
+    monkeypatch.setattr(gq, "train_classifier", lambda *a, **k: scorer.model)  # retraining: instant here
+    rebuilt = gq.build_scorer(images, labels, tmp_path, "mnist-5k", verbose=True, epochs=EPOCHS)
+    out = capsys.readouterr().out
+    assert f"cache {path} is {reason}; retraining it" in out and "trained on" in out
+    assert rebuilt.accuracy == scorer.accuracy
+
+
+def test_a_valid_cache_is_used_where_it_cannot_be_written(scorer, mnist5k, cache_dir, capsys, monkeypatch):
+    """A read-only data root: the cache is read, never rewritten."""
+    images, labels = mnist5k
+
+    def read_only(*args, **kwargs):
+        raise AssertionError("wrote to the cache folder")
+
+    monkeypatch.setattr(common, "atomic_write", read_only)
+    monkeypatch.setattr(common, "check_out_dir", read_only)
+    again = gq.build_scorer(images, labels, cache_dir, "mnist-5k", verbose=True, epochs=EPOCHS)
+    assert "loaded from" in capsys.readouterr().out and again.accuracy == scorer.accuracy
 
 
 def test_directory_in_place_of_cache(tiny, tmp_path, capsys):

@@ -216,13 +216,14 @@ def test_ctrl_c_while_the_libraries_load_exits_130_without_a_traceback(script, t
     assert proc.returncode == 130 and err == "", err
 
 
-def test_graceful_stop_turns_a_signal_into_a_request_and_restores_handlers():
-    before = signal.getsignal(signal.SIGTERM)
+@pytest.mark.parametrize("sig,status", [(signal.SIGTERM, 143), (signal.SIGHUP, 129), (signal.SIGINT, 130)])
+def test_graceful_stop_turns_a_signal_into_a_request_and_restores_handlers(sig, status):
+    before = signal.getsignal(sig)
     with common.GracefulStop() as stop:
-        os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), sig)
         time.sleep(0.05)
-        assert stop.requested and stop.exit_status == 143
-    assert signal.getsignal(signal.SIGTERM) is before
+        assert stop.requested and stop.exit_status == status
+    assert signal.getsignal(sig) is before
     with pytest.raises(KeyboardInterrupt):  # a second Ctrl-C aborts
         with common.GracefulStop() as stop:
             os.kill(os.getpid(), signal.SIGINT)

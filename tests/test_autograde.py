@@ -433,6 +433,7 @@ def test_crash_hang_and_missing_class_mid_way_through_the_sandbox(tmp_path):
     assert not os.path.exists(tmp_path / "crashed")  # it ran in the sandbox's folder, not next to the file
 
 
+@pytest.mark.slow  # ~12 s: three CLI gradings; the no-namespace path also runs in the hostile SIGTERM test
 def test_without_namespaces_the_sandbox_still_holds(tmp_path):
     """Where unshare is unavailable (e.g. a Docker container) the grader runs without namespaces."""
     env = dict(os.environ, AUTOGRADE_NO_UNSHARE="1")

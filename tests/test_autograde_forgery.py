@@ -422,6 +422,7 @@ def test_a_slow_but_correct_GAN_gets_full_marks_on_a_loaded_machine(tmp_path):
     assert sum(scores.values()) == 100, [r for r in g["results"] if r["score"] < r["max_score"]]
 
 
+@pytest.mark.slow  # ~10 s; a restart after a crash and after a hang runs by default (test_autograde)
 def test_a_memory_blow_up_is_followed_by_a_restart(tmp_path):
     """The first D.forward reserves address space until the limit and keeps it: without a new
     worker every later check would fail for lack of memory."""

@@ -356,7 +356,13 @@ def test_standalone_file_imports_silently_and_has_help(tmp_path):
     helped = subprocess.run([sys.executable, "hw5.py", "--help"], cwd=tmp_path, capture_output=True, text=True,
                             env=env, timeout=120)
     assert helped.returncode == 0 and "--epochs" in helped.stdout and "gan_train.py" in helped.stdout
-    # without gan_train.py beside it, `python hw5.py` trains with the literal train() and writes the grid
+
+
+@pytest.mark.slow  # ~20 s: one epoch of the offline sample with the literal train()
+def test_standalone_file_trains_with_its_literal_train(tmp_path):
+    """Without gan_train.py beside it, `python hw5.py` trains with the literal train() and writes the grid."""
+    shutil.copy(HW5, tmp_path / "hw5.py")
+    env = dict(os.environ, PYTHONPATH="")
     run = subprocess.run([sys.executable, "hw5.py", "--epochs", "1", "--out", "grid.png"], cwd=tmp_path,
                          capture_output=True, text=True, env=dict(env, OMP_NUM_THREADS="2"), timeout=300)
     assert run.returncode == 0, run.stdout + run.stderr

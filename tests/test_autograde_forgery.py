@@ -352,15 +352,6 @@ def test_protocol_aware_forgery_still_loses_every_value_check(tmp_path):
     assert scores["D_layers"] == 8  # the forged trace is accepted: the documented limit of the design
 
 
-def test_reference_gets_full_marks_with_the_grader_folder_hidden(tmp_path):
-    """The reference hw2 file, graded through the sandbox, scores 100; as root the notes say the
-    worker ran as nobody with the grader's folder hidden."""
-    g = autograde.grade_assignment("hw2", os.path.join(ROOT, "hw2_ResNet.py"), timeout=60)
-    assert sum(r["score"] for r in g["results"]) == 100, g["results"]
-    if os.geteuid() == 0 and "mount namespaces" in g["notes"][-1]:
-        assert "nobody" in g["notes"][-1] and "hidden" in g["notes"][-1]
-
-
 def test_a_forged_reply_line_is_refused_by_the_parser():
     """Exactly one reply, to the pending request, with exactly the known fields."""
     import torch

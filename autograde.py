@@ -160,6 +160,11 @@ _MAX_LIST = 5000
 _MAX_STR = 20000
 
 
+def _unmark(text):
+    """A string from the worker without the markers of expected values (those are the grader's)."""
+    return text.replace("\x02", "").replace("\x03", "")
+
+
 def _parse(obj, schema, where="reply"):
     """``obj`` checked against ``schema`` (tensors decoded, values wrapped); ValueError if not."""
     if schema is bool:
@@ -177,7 +182,7 @@ def _parse(obj, schema, where="reply"):
     if schema is str:
         if type(obj) is not str or len(obj) > _MAX_STR:
             raise ValueError(f"{where}: expected a string")
-        return obj.replace("\x02", "").replace("\x03", "")  # the markers of expected values are ours
+        return _unmark(obj)
     if schema == TENSOR:
         return W.decode_tensor(obj)
     if schema == VALUE:
@@ -189,7 +194,7 @@ def _parse(obj, schema, where="reply"):
         if kind == "number" and type(payload) in (int, float):
             return _Value("number", float(payload))
         if kind == "type" and type(payload) is str and len(payload) < 200:
-            return _Value("type", payload)
+            return _Value("type", _unmark(payload))
         raise ValueError(f"{where}: expected a value")
     if schema == OP:
         if not isinstance(obj, dict) or type(obj.get("type")) is not str or len(obj) > 12:
@@ -199,7 +204,7 @@ def _parse(obj, schema, where="reply"):
                   or (type(v) is list and len(v) <= 4 and all(type(x) is int for x in v)))
             if type(k) is not str or not ok or (type(v) is str and len(v) > 100):
                 raise ValueError(f"{where}: expected a layer description")
-        return obj
+        return {k: _unmark(v) if type(v) is str else v for k, v in obj.items()}
     if isinstance(schema, tuple) and schema[0] == "optional":
         return None if obj is None else _parse(obj, schema[1], where)
     if isinstance(schema, list):
@@ -314,9 +319,9 @@ def _compare_layers(ops, expected, what, ignore=(), error=""):
         if i >= len(got):
             if error:
                 raise CheckFail(f"{what}: the forward pass raised {error} after layer {i} "
-                                f"({_fmt_op(got[-1]) if got else 'none'}); layer {i + 1} should be {_fmt_op(want)}")
+                                f"({_fmt_op(got[-1]) if got else 'none'}); layer {i + 1} should be {_exp(_fmt_op(want))}")
             raise CheckFail(f"{what}: {len(got)} layers ran, expected {_exp(len(expected))}; layer {i + 1} "
-                            f"({_fmt_op(want)}) is missing")
+                            f"({_exp(_fmt_op(want))}) is missing")
         if not _same_op(got[i], want, ignore):
             raise CheckFail(f"{what}: layer {i + 1} is {_fmt_op(got[i])}, expected {_exp(_fmt_op(want))}")
     if len(got) > len(expected):
@@ -1803,12 +1808,14 @@ def parse_visibility(specs):
     """{check: level} from ``--visibility`` values: "LEVEL" (every check) or "KEY=LEVEL", comma-separated."""
     chosen = {}
     for spec in specs or ():
-        for item in spec.split(","):
-            key, _, level = item.strip().rpartition("=")
+        for item in filter(None, (i.strip() for i in spec.split(","))):
+            key, eq, level = item.rpartition("=")
+            if eq and not key:
+                raise ValueError(f"{item!r}: name a check before '=' (or give LEVEL alone for every check)")
             if level not in VISIBILITY_LEVELS:
-                raise ValueError(f"{item.strip()!r}: the level must be one of {', '.join(VISIBILITY_LEVELS)}")
+                raise ValueError(f"{item!r}: the level must be one of {', '.join(VISIBILITY_LEVELS)}")
             if key and key not in VISIBILITY:
-                raise ValueError(f"{item.strip()!r}: no check is called {key!r} (see docs/autograder.md)")
+                raise ValueError(f"{item!r}: no check is called {key!r} (see docs/autograder.md)")
             chosen.update({k: level for k in ([key] if key else VISIBILITY)})
     return chosen
 
@@ -1821,8 +1828,13 @@ def results_json(gradings, elapsed, visibility=None):
     score = 0.0
     for g in gradings:
         number = ASSIGNMENTS[g["assignment"]]["number"]
-        got = sum(r["score"] for r in g["results"])
-        lines.append(f"{g['file']}: {got:g} / {sum(r['max_score'] for r in g['results']):g} points")
+        shown = [r for r in g["results"] if visibility.get(r["check"], "visible") == "visible"]
+        got, most = sum(r["score"] for r in shown), sum(r["max_score"] for r in shown)
+        if len(shown) == len(g["results"]):
+            lines.append(f"{g['file']}: {got:g} / {most:g} points")
+        else:  # the sum must not give away the checks students may not see yet
+            lines.append(f"{g['file']}: {got:g} / {most:g} points in the {len(shown)} visible checks "
+                         f"({len(g['results']) - len(shown)} more are not shown yet)")
         if g.get("found"):
             lines.append(g["found"])
         for i, r in enumerate(g["results"], 1):

@@ -603,15 +603,17 @@ class Worker:
         net = self.model(req)
         net.train(req.get("mode", "train") == "train")
         params = sum(p.numel() for p in net.parameters())
-        conv_bias = {n: m.bias.numel() for n, m in net.named_modules()
-                     if isinstance(m, nn.Conv2d) and m.bias is not None}
+        conv_bias = {}  # id -> (name, size): a bias shared by two convolutions counts once, as in params
+        for n, m in net.named_modules():
+            if isinstance(m, nn.Conv2d) and m.bias is not None:
+                conv_bias.setdefault(id(m.bias), (n, m.bias.numel()))
         ops = []
         error = ""
         if "input" in req:
             ops, _, _, err = trace(net, decode_tensor(req["input"]))
             error = self.exc(err) if err is not None else ""
-        return {"ops": ops, "error": error, "params": int(params), "conv_bias": list(conv_bias)[:5],
-                "conv_bias_params": int(sum(conv_bias.values()))}
+        return {"ops": ops, "error": error, "params": int(params), "conv_bias": [n for n, _ in conv_bias.values()][:5],
+                "conv_bias_params": int(sum(k for _, k in conv_bias.values()))}
 
     def op_function(self, req):
         import torch

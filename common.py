@@ -232,7 +232,7 @@ def check_out_dir(path, flag="--out-dir"):
             os.stat(path)
             why = "its target is missing"
         except OSError as err:
-            why = _reason(err) if err.errno == errno.ELOOP else "its target is missing"
+            why = "its target is missing" if err.errno == errno.ENOENT else _reason(err)
         raise ValueError(f"{flag} {path} is a symbolic link that leads nowhere ({why}); choose another {flag}")
     try:
         os.makedirs(path, exist_ok=True)
@@ -474,7 +474,9 @@ class ArgumentParser(argparse.ArgumentParser):
     nothing printed (argparse ignores the write error); a closed pipe exits 1 quietly."""
 
     def print_help(self, file=None):
-        file = file or sys.stdout
+        file = file or sys.stdout or sys.stderr  # as argparse: no stdout at all (fd 1 closed) -> stderr
+        if file is None:
+            return
         try:
             file.write(self.format_help())
             file.flush()
@@ -526,10 +528,14 @@ def quiet_exit(prog):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
     real = sys.stdout
-    sys.stdout = _CheckedStdout(real)
+    if real is not None:  # None: fd 1 was closed at start-up, and print() does nothing
+        sys.stdout = _CheckedStdout(real)
     try:
-        yield
-        sys.stdout.flush()
+        try:
+            yield
+        finally:  # what is still buffered fails here, not in the interpreter's last flush (sys.exit too)
+            if real is not None:
+                sys.stdout.flush()
     except BrokenPipeError:
         mute_stdout()
         sys.exit(1)

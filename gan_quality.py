@@ -499,6 +499,9 @@ def build_scorer(images, labels, cache_dir, dataset_key, seed=0, verbose=True, d
         tr = split["train"]
         model = train_classifier(images[tr], labels[tr], seed=seed, epochs=epochs, device=device, threads=threads)
         train_seconds = time.perf_counter() - t0
+        scorer = QualityScorer(model, images[ref], images[flo], labels[ref], labels[flo], threads=threads)
+        if scorer.accuracy < min_accuracy:  # a cache that every later call would refuse: do not write it
+            dirs = []
         blob = {"format": CACHE_FORMAT, "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
                 "split": config, "fingerprint": fingerprint, "train_seconds": train_seconds}
         path, errors = None, []
@@ -512,12 +515,12 @@ def build_scorer(images, labels, cache_dir, dataset_key, seed=0, verbose=True, d
         if errors and path is None:
             say(f"digit classifier cache could not be written ({'; '.join(errors)}); continuing without it",
                 flush=True)
-    scorer = QualityScorer(model, images[ref], images[flo], labels[ref], labels[flo], threads=threads)
     n_holdout = len(ref) + len(flo)
     if trained:
+        floor = f" (below the {100 * min_accuracy:.0f}% floor: not cached)" if scorer.accuracy < min_accuracy else ""
         say(f"digit classifier ({dataset_key}): trained on {len(split['train']):,} images for {epochs} epochs "
             f"in {train_seconds:.1f} s; held-out accuracy {100 * scorer.accuracy:.1f}% on {n_holdout:,} images"
-            + (f"; cached in {path}" if path else ""), flush=True)
+            + (f"; cached in {path}" if path else "") + floor, flush=True)
     else:
         say(f"digit classifier ({dataset_key}): loaded from {path}; held-out accuracy "
             f"{100 * scorer.accuracy:.1f}% on {n_holdout:,} images", flush=True)

@@ -35,6 +35,8 @@ try:  # Ctrl-C while the libraries load: exit 130 without a traceback, like Ctrl
     import common
     from common import ConvergenceWarning
 except KeyboardInterrupt:
+    if __name__ != "__main__":  # an importer handles its own Ctrl-C
+        raise
     sys.exit(130)
 
 __all__ = [

@@ -40,6 +40,8 @@ try:  # Ctrl-C while the libraries load: exit 130 without a traceback, like Ctrl
     import common
     from hw2_ResNet import ResNet
 except KeyboardInterrupt:
+    if __name__ != "__main__":  # an importer handles its own Ctrl-C
+        raise
     sys.exit(130)
 
 DATASETS = ("digits", "mnist", "mnist-5k")

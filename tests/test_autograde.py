@@ -470,9 +470,13 @@ def test_import_side_effects_are_reported(tmp_path):
 def test_hide_expected_hides_the_expected_values_and_only_them(tmp_path):
     cases = [("G_optimizer lr 1e-4", "G_optimizer", "expected 0.001", "learning rate 0.0001"),
              ("D LeakyReLU 0.01", "D_layers", "expected LeakyReLU(slope 0.2)", "is LeakyReLU(slope 0.01)"),
-             ("ResNet first conv stride 1", "ResNet_layers", "expected Conv2d(1->", "is Conv2d(1->")]
+             ("ResNet first conv stride 1", "ResNet_layers", "expected Conv2d(1->", "is Conv2d(1->"),
+             # a forward that stops early must not reveal the next layer either
+             ("Block stops after conv1", "Block_layers", "BatchNorm2d", "1 layers ran")]
+    mutants = dict(MUTANTS, **{"Block stops after conv1": (
+        "hw2", [("out = F.relu(self.bn1(self.conv1(x)))", "return self.conv1(x)")], None)})
     for name, check, answer, mistake in cases:
-        assignment, edits, _ = MUTANTS[name]
+        assignment, edits, _ = mutants[name]
         path = _apply(assignment, edits, tmp_path, name)
         shown, = autograde.grade_in_process(assignment, path, checks=[check])
         hidden, = autograde.grade_in_process(assignment, path, checks=[check], hide_expected=True)
@@ -491,13 +495,19 @@ def test_visibility_is_declared_per_check_and_can_be_overridden():
     v = autograde.parse_visibility(["hidden", "train=after_published,D_layers=visible"])
     assert v["train"] == "after_published" and v["D_layers"] == "visible" and v["V_value"] == "hidden"
     assert autograde.parse_visibility(None) == {}
-    for bad in ("secret", "nosuch=hidden", "train=Hidden", "train="):
+    assert autograde.parse_visibility(["train=hidden,"]) == {"train": "hidden"}
+    for bad in ("secret", "nosuch=hidden", "train=Hidden", "train=", "=hidden"):
         with pytest.raises(ValueError):
             autograde.parse_visibility([bad])
     g = autograde._missing_file_grading("hw5", ROOT)
-    levels = [t["visibility"] for t in autograde.results_json([g], 1.0, {"train": "hidden"})["tests"]]
+    for r in g["results"]:
+        r["score"] = r["max_score"] if r["check"] in ("import", "train") else 0.0
+    report = autograde.results_json([g], 1.0, {"train": "hidden"})
     keys = [k for k, _, _ in autograde.POINTS["hw5"]]
-    assert levels == ["hidden" if k == "train" else autograde.VISIBILITY[k] for k in keys]
+    assert [t["visibility"] for t in report["tests"]] == ["hidden" if k == "train" else "visible" for k in keys]
+    # the summary line counts only what students see (else the hidden check's score is a subtraction away)
+    assert report["output"].startswith("hw5.py: 4 / 90 points in the 14 visible checks (1 more are not shown yet)")
+    assert report["score"] == 14
 
 
 # ----------------------------------------------------------------------------------- CLI
@@ -582,7 +592,8 @@ def test_gradescope_bundle_runs_against_a_fake_autograder_tree(tmp_path):
     report = json.loads((root / "results" / "results.json").read_text())
     assert [t["score"] for t in report["tests"]] == [r["score"] for r in local] and report["score"] == 68.0
     assert [t["output"] for t in report["tests"]] == [r["output"] for r in local]
-    assert report["output"].startswith("hw2_ResNet.py: 68 / 100 points\ngraded hw2/HW2_ResNet.py")
+    assert report["output"].startswith("hw2_ResNet.py: 68 / 92 points in the 12 visible checks (1 more are not "
+                                       "shown yet)\ngraded hw2/HW2_ResNet.py")
     assert "[hidden]" in [t["output"] for t in report["tests"] if t["name"].endswith(autograde.POINTS["hw2"][9][2])][0]
     shutil.rmtree(root / "submission" / "hw2")
     # a wrong upload: still a results file, with zeros and a message

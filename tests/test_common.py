@@ -190,7 +190,7 @@ def test_help_that_cannot_be_written_fails_with_one_line():
 
 @pytest.mark.parametrize("unbuffered", ["1", ""])
 def test_quiet_exit_turns_a_full_stdout_into_one_line(unbuffered):
-    code = "import common\nwith common.quiet_exit('x'):\n    print('hello')\n    print('world')\n"
+    code = "import common, sys\nwith common.quiet_exit('x'):\n    print('hello')\n    print('world')\n"
     env = dict(os.environ, PYTHONPATH=ROOT, PYTHONUNBUFFERED=unbuffered)
     with open("/dev/full", "w") as full:
         proc = subprocess.run([sys.executable, "-c", code], stdout=full, stderr=subprocess.PIPE, text=True,
@@ -199,6 +199,20 @@ def test_quiet_exit_turns_a_full_stdout_into_one_line(unbuffered):
                                text=True, env=env, timeout=60)
     assert proc.returncode == 1 and proc.stderr == "x: error: cannot write to stdout: no space left on device\n"
     assert plain.returncode != 0 and ("Traceback" in plain.stderr or "Exception ignored" in plain.stderr)
+    # sys.exit inside the block (common.fail, a CLI's own exit status): the buffer still fails here
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run([sys.executable, "-c", code + "    sys.exit(0)\n"], stdout=full,
+                              stderr=subprocess.PIPE, text=True, env=env, timeout=60)
+    assert proc.returncode == 1 and proc.stderr.endswith("cannot write to stdout: no space left on device\n")
+
+
+def test_quiet_exit_and_help_with_stdout_closed():
+    """fd 1 closed: Python's sys.stdout is None and print() does nothing; so do we (help goes to stderr)."""
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    code = "import common\nwith common.quiet_exit('x'):\n    print('hi')\n    common.ArgumentParser(prog='x').parse_args(['-h'])\n"
+    proc = subprocess.run([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                          text=True, env=env, timeout=60, preexec_fn=lambda: os.close(1))
+    assert proc.returncode == 0 and proc.stderr.startswith("usage: x [-h]"), proc.stderr
 
 
 @pytest.mark.parametrize("script", ["hw5.py", "gan_train.py", "hw5_registration.py", "hw2_bernoulli.py",
@@ -214,6 +228,18 @@ def test_ctrl_c_while_the_libraries_load_exits_130_without_a_traceback(script, t
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and err == "", err
+
+
+def test_ctrl_c_while_a_module_is_imported_reaches_the_importer(tmp_path):
+    """Only `python SCRIPT` exits 130: a program importing the module handles its own Ctrl-C."""
+    (tmp_path / "numpy.py").write_text("print('loading', flush=True)\nimport time\ntime.sleep(60)\n")
+    code = (f"import sys; sys.path[:0] = [{str(tmp_path)!r}, {ROOT!r}]\n"
+            "try:\n    import hw2_bernoulli\nexcept KeyboardInterrupt:\n    print('caught', flush=True)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline() == "loading\n"
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0 and out == "caught\n", (out, err)
 
 
 @pytest.mark.parametrize("sig,status", [(signal.SIGTERM, 143), (signal.SIGHUP, 129), (signal.SIGINT, 130)])

@@ -378,6 +378,15 @@ def test_a_valid_cache_is_used_where_it_cannot_be_written(scorer, mnist5k, cache
     assert "loaded from" in capsys.readouterr().out and again.accuracy == scorer.accuracy
 
 
+def test_a_fresh_classifier_below_the_floor_is_used_but_not_cached(tiny, tmp_path, capsys):
+    """(else every later call would refuse the cache and retrain, saying it is damaged)"""
+    images, labels = tiny
+    s = gq.build_scorer(images, labels, tmp_path, "tiny", verbose=True, **dict(TINY, min_accuracy=0.5))
+    out = capsys.readouterr().out
+    assert s.accuracy < 0.5 and "(below the 50% floor: not cached)" in out and "cached in" not in out
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_directory_in_place_of_cache(tiny, tmp_path, capsys):
     images, labels = tiny
     (tmp_path / "digit_classifier_tiny.pt" / "sub").mkdir(parents=True)

@@ -1,12 +1,14 @@
 """Grade a student's hw5.py (GAN) or hw2_ResNet.py (ResNet) against the reference, safely.
 
     python autograde.py SUBMISSION [--results PATH] [--timeout SECONDS] [--json-only]
-    python autograde.py --gradescope-bundle hw5|hw2 OUT.zip
+                        [--visibility [KEY=]LEVEL] [--hide-expected]
+    python autograde.py --gradescope-bundle hw5|hw2 OUT.zip [--visibility ...] [--hide-expected]
 
 SUBMISSION is a ``hw5.py``, a ``hw2_ResNet.py`` or a folder holding one or both; the file name
 says which assignment it is. Each check is declared below with ``@check(assignment, key,
-points, description)``; ``POINTS`` lists them in grading order (docs/autograder.md shows the
-same table).
+points, description, visibility)``; ``POINTS`` lists them in grading order (docs/autograder.md
+shows the same table). ``--hide-expected`` replaces the expected values in messages (marked
+with ``_exp``) by "[hidden]"; ``--visibility`` overrides a check's Gradescope visibility.
 
 Trust boundary. This file is the trusted side: it never imports the submission. It holds the
 reference, draws every input and weight, computes every expected value itself and makes every

@@ -238,11 +238,12 @@ def parse_reply(op, line, nonce):
 class _Ctx:
     """What a check needs: the reference module, the channel to the worker, and helpers."""
 
-    def __init__(self, assignment, reference, channel, label):
+    def __init__(self, assignment, reference, channel, label, hide_expected=False):
         self.assignment = assignment
         self.ref = reference
         self.channel = channel
         self.label = label
+        self.hide_expected = hide_expected  # the worker's own messages then name no reference shape
         self.deadline = None  # set per check by the grader
 
     def ask(self, op, **fields):
@@ -488,7 +489,7 @@ def _check_net_function(c, which):
     with torch.no_grad():
         want = ref(x)
     what = f"{which}({spec['inname']})"
-    r = c.ask("function", cls=spec["cls"], args=[], seed=16, probe=_enc(probe), params=_encs(params),
+    r = c.ask("function", cls=spec["cls"], args=[], seed=16, probe=_enc(probe), params=_encs(params), hide=c.hide_expected,
               buffers=_encs(buffers), mode="train", inputs=[_enc(x)], what=what, what_net=spec["cls"])
     _compare_outputs(_outputs(r, 1)[0], want, f"{what} with the reference's weights")
 
@@ -503,7 +504,7 @@ def chk_D_layers(c):
     _check_net_layers(c, "D")
 
 
-@check("hw5", "D_params", 4, "Discriminator: 97,281 parameters")
+@check("hw5", "D_params", 4, f"Discriminator: {_exp('97,281')} parameters")
 def chk_D_params(c):
     _check_net_params(c, "D")
 
@@ -523,7 +524,7 @@ def chk_G_layers(c):
     _check_net_layers(c, "G")
 
 
-@check("hw5", "G_params", 4, "Generator: 172,401 parameters")
+@check("hw5", "G_params", 4, f"Generator: {_exp('172,401')} parameters")
 def chk_G_params(c):
     _check_net_params(c, "G")
 
@@ -663,7 +664,7 @@ def _check_adam(c, which, lr):
     if not r["has_model"]:
         raise CheckFail(f"GAN() has no attribute {which}")
     if not r["is_adam"]:
-        raise CheckFail(f"{name} is {r['type']}, expected torch.optim.Adam")
+        raise CheckFail(f"{name} is {r['type']}, expected {_exp('torch.optim.Adam')}")
     for got in r["lrs"]:
         if not math.isclose(got, lr, rel_tol=1e-9):
             raise CheckFail(f"{name} has learning rate {got:g}, expected {_exp(f'{lr:g}')}")
@@ -680,12 +681,12 @@ def _check_adam(c, which, lr):
                         f"{len(got - want)} others; it must optimize exactly {which}.parameters()")
 
 
-@check("hw5", "D_optimizer", 4, "GAN().D_optimizer: Adam, lr 2e-4, over exactly D's parameters")
+@check("hw5", "D_optimizer", 4, f"GAN().D_optimizer: {_exp('Adam, lr 2e-4')}, over exactly D's parameters")
 def chk_D_optimizer(c):
     _check_adam(c, "D", 2e-4)
 
 
-@check("hw5", "G_optimizer", 4, "GAN().G_optimizer: Adam, lr 1e-3, over exactly G's parameters")
+@check("hw5", "G_optimizer", 4, f"GAN().G_optimizer: {_exp('Adam, lr 1e-3')}, over exactly G's parameters")
 def chk_G_optimizer(c):
     _check_adam(c, "G", 1e-3)
 
@@ -791,7 +792,7 @@ def _check_train_steps(D0, G0, D, G, reals, zs, lrs):
         if flipped > 0.9:
             raise CheckFail("the D step descends V: D must maximize V (minimize -V), i.e. "
                             "(-calculate_V(x, z)).backward() before D_optimizer.step()")
-        raise CheckFail(f"the D step differs from the starter's (Adam, lr 2e-4, ascending V from zeroed gradients) "
+        raise CheckFail(f"the D step differs from the starter's ({_exp('Adam, lr 2e-4')}, ascending V from zeroed gradients) "
                         f"in {off:.0%} of D's weights: is D_optimizer.zero_grad() called before the backward pass?")
     off, flipped, still = compare(G, Gq, G0, lrs["G"])
     if off > 0.01:
@@ -801,7 +802,7 @@ def _check_train_steps(D0, G0, D, G, reals, zs, lrs):
         if still > 0.9:
             raise CheckFail("the G step did not move G's weights as Adam would: does the gradient reach G "
                             "(no .detach() / no_grad on G(z) or D in the G step)?")
-        raise CheckFail(f"the G step differs from the starter's (Adam, lr 1e-3, descending V with the updated D, "
+        raise CheckFail(f"the G step differs from the starter's ({_exp('Adam, lr 1e-3')}, descending V with the updated D, "
                         f"from zeroed gradients) in {off:.0%} of G's weights: is G_optimizer.zero_grad() called "
                         f"before its backward pass?")
 
@@ -911,14 +912,14 @@ def _check_function(c, which, mode):
         with torch.no_grad():
             wants = [ref(x) for x in xs]
         r = c.ask("function", **_hw2_request(which, C), seed=80 + C, probe=_enc(probe), params=_encs(params),
+                  hide=c.hide_expected,
                   buffers=_encs(buffers), mode=mode, inputs=_encs(xs), what=f"{which}({C})(x)",
                   what_net=f"{which}({C})")
         for x, got, want in zip(xs, _outputs(r, len(xs)), wants):
             _compare_outputs(got, want, f"{which}({C})(x) in {mode} mode for x of shape {tuple(x.shape)}")
         zeroed = zeroed or r["zeroed"]
-    if zeroed:  # the bias is the no-bias check's mistake, not this one's
-        return (f"ok, with your convolution biases ({', '.join(zeroed[:3])}) set to zero for this check "
-                f"({which}_no_bias takes the points for them)")
+    if zeroed:  # the bias is the no-bias check's mistake, not this one's (which may be hidden: not named)
+        return f"ok, with your convolution biases ({', '.join(zeroed[:3])}) set to zero for this check"
 
 
 @check("hw2", "Block_no_bias", 6, "Block(C): its convolutions have no bias")
@@ -975,7 +976,7 @@ def chk_ResNet_layers(c):
     _check_layers(c, "ResNet")
 
 
-@check("hw2", "ResNet_params", 8, "ResNet(C): 18C^2 + 25C + 10 parameters")
+@check("hw2", "ResNet_params", 8, f"ResNet(C): {_exp('18C^2 + 25C + 10')} parameters")
 def chk_ResNet_params(c):
     note = ""
     for C in BLOCK_CHANNELS:
@@ -984,9 +985,9 @@ def chk_ResNet_params(c):
         want = 18 * C * C + 25 * C + 10
         if n != want:
             raise CheckFail(f"ResNet({C}) has {n:,} parameters (not counting convolution biases), expected "
-                            f"18C^2 + 25C + 10 = {_exp(f'{want:,}')}")
+                            f"{_exp(f'18C^2 + 25C + 10 = {want:,}')}")
         if r["conv_bias_params"]:
-            note = "ok, not counting your convolution biases (ResNet_no_bias takes the points for them)"
+            note = "ok, not counting your convolution biases"
     return note or None
 
 
@@ -1247,12 +1248,12 @@ def _import(channel, work, label, deadline, overrun):
 _MEMORY_SIGNS = ("MemoryError", "can't allocate memory", "DefaultCPUAllocator", "Cannot allocate memory")
 
 
-def _run_checks(assignment, keys, reference, start, label, check_limit, import_limit, final):
+def _run_checks(assignment, keys, reference, start, label, check_limit, import_limit, final, hide_expected=False):
     """Run ``keys`` in order. ``start()`` -> (channel, work folder) starts a worker. Every
     result goes into ``final`` {key: (fraction, message)}; a lost worker zeroes its check and a
     new one grades the rest."""
     channel, failed = None, None
-    ctx = _Ctx(assignment, reference, None, label)
+    ctx = _Ctx(assignment, reference, None, label, hide_expected)
     try:
         for key in keys:
             if key in final:
@@ -1336,7 +1337,8 @@ def grade_in_process(assignment, student_path, checks=None, reference_path=None,
         os.chdir(tmp)
         reference = _load_reference(assignment, reference_path)
         channel = _InProcessChannel(W.Worker(copy_path, assignment, name))
-        _run_checks(assignment, order, reference, lambda: (channel, tmp), label, math.inf, math.inf, final)
+        _run_checks(assignment, order, reference, lambda: (channel, tmp), label, math.inf, math.inf, final,
+                    hide_expected)
     finally:
         sys.dont_write_bytecode = dont_write
         undo()
@@ -1782,7 +1784,7 @@ def grade_assignment(assignment, student_file, timeout=DEFAULT_TIMEOUT, memory_m
             return _WorkerProcess(cmd, work, env, memory_mb, stdout, user=user), work
 
         _run_checks(assignment, [k for k, _, _ in table], reference, start, label, check_limit, float(timeout),
-                    final)
+                    final, hide_expected)
     except _Skip:
         pass
     except OSError as e:
@@ -1796,7 +1798,7 @@ def grade_assignment(assignment, student_file, timeout=DEFAULT_TIMEOUT, memory_m
     results = []
     for k, p, d in table:
         fraction, message = final.get(k, (0.0, "not run"))
-        results.append({"check": k, "name": d, "score": round(min(1.0, max(0.0, fraction)) * p, 4),
+        results.append({"check": k, "name": render(d, hide_expected), "score": round(min(1.0, max(0.0, fraction)) * p, 4),
                         "max_score": float(p), "output": _printable(_short(render(message, hide_expected)))})
     notes.append(f"sandbox: scratch folder, {timeout:g} s per import, {check_limit:g} s per check, {memory_mb} MB "
                  f"address space, minimal environment; {isolation}")
@@ -1810,8 +1812,11 @@ def parse_visibility(specs):
     """{check: level} from ``--visibility`` values: "LEVEL" (every check) or "KEY=LEVEL", comma-separated."""
     chosen = {}
     for spec in specs or ():
-        for item in filter(None, (i.strip() for i in spec.split(","))):
-            key, eq, level = item.rpartition("=")
+        items = [i.strip() for i in spec.split(",") if i.strip()]
+        if not items:
+            raise ValueError(f"{spec!r}: give LEVEL (every check) or KEY=LEVEL, comma-separated")
+        for item in items:
+            key, eq, level = (part.strip() for part in item.rpartition("="))
             if eq and not key:
                 raise ValueError(f"{item!r}: name a check before '=' (or give LEVEL alone for every check)")
             if level not in VISIBILITY_LEVELS:
@@ -1836,7 +1841,7 @@ def results_json(gradings, elapsed, visibility=None):
             lines.append(f"{g['file']}: {got:g} / {most:g} points")
         else:  # the sum must not give away the checks students may not see yet
             lines.append(f"{g['file']}: {got:g} / {most:g} points in the {len(shown)} visible checks "
-                         f"({len(g['results']) - len(shown)} more are not shown yet)")
+                         f"({len(g['results']) - len(shown)} more not shown yet)")
         if g.get("found"):
             lines.append(g["found"])
         for i, r in enumerate(g["results"], 1):
@@ -1857,6 +1862,13 @@ def _printable(text):
     """``text`` with every control character but newline and tab shown as an escape (``\\x1b``):
     a message built from a submission's exception cannot move the cursor or erase a line."""
     return _CONTROL.sub(lambda m: repr(m.group())[1:-1], str(text))
+
+
+def _path_text(path):
+    """A file name from the submission on one printable line: control characters (newlines too)
+    and undecodable bytes escaped, so a folder name cannot forge a line of the report."""
+    text = _printable(path.encode("utf-8", "backslashreplace").decode("utf-8"))
+    return text.replace("\n", "\\n").replace("\t", "\\t")
 
 
 def format_table(gradings):
@@ -1950,6 +1962,15 @@ def make_bundle(assignment, out_zip, timeout=DEFAULT_TIMEOUT, visibility=None, h
 
 
 # ---------------------------------------------------------------------------------- CLI
+def _grader_file(path):
+    """True when ``path`` (a link followed) is one of the files the grader reads: writing there
+    would break every later grading."""
+    mine = ["autograde.py", "autograde_worker.py", "common.py", "requirements.txt",
+            os.path.join("gradescope", "setup.sh"), os.path.join("gradescope", "run_autograder")]
+    mine += [info["file"] for info in ASSIGNMENTS.values()]
+    return any(_same_file(path, os.path.join(HERE, f)) for f in mine)
+
+
 def _same_file(a, b):
     try:
         return os.path.samefile(a, b)
@@ -1978,9 +1999,9 @@ def _find_submission(folder, name, max_depth=4):
     best = found[0]
     if best[2] == name and len(found) == 1:
         return best[3], ""
-    note = f"graded {best[2]}"
+    note = f"graded {_path_text(best[2])}"
     if len(found) > 1:
-        note += f" (of {len(found)} candidates: {', '.join(c[2] for c in found[:5])})"
+        note += f" (of {len(found)} candidates: {', '.join(_path_text(c[2]) for c in found[:5])})"
     return best[3], note
 
 
@@ -2075,11 +2096,12 @@ def build_parser():
     return p
 
 
-def _missing_file_grading(assignment, folder):
+def _missing_file_grading(assignment, folder, hide_expected=False):
     found = sorted(os.listdir(folder)) if os.path.isdir(folder) else []
     label = ASSIGNMENTS[assignment]["file"]
-    msg = f"no {label} in your submission (found: {', '.join(found) if found else 'nothing'}); upload {label}"
-    results = [{"check": k, "name": d, "score": 0.0, "max_score": float(p), "output": msg}
+    msg = (f"no {label} in your submission (found: {', '.join(map(_path_text, found[:20])) if found else 'nothing'}); "
+           f"upload {label}")
+    results = [{"check": k, "name": render(d, hide_expected), "score": 0.0, "max_score": float(p), "output": msg}
                for k, p, d in POINTS[assignment]]
     return {"assignment": assignment, "file": label, "results": results, "output": "", "notes": [], "seconds": 0.0}
 
@@ -2105,8 +2127,12 @@ def main(argv=None):
         if assignment not in ASSIGNMENTS:
             parser.error(f"--gradescope-bundle: the assignment must be hw5 or hw2, got {assignment!r}")
         folder = os.path.dirname(os.path.abspath(out_zip))
-        if not os.path.isdir(folder) or not os.access(folder, os.W_OK) or os.path.isdir(out_zip):
+        if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
             parser.error(f"--gradescope-bundle: cannot write {out_zip!r} (its folder must exist and be writable)")
+        if os.path.isdir(out_zip):
+            parser.error(f"--gradescope-bundle: {out_zip!r} is a folder; name the zip file to write")
+        if _grader_file(out_zip):
+            parser.error(f"--gradescope-bundle: {out_zip!r} is one of the grader's own files; choose another path")
         try:
             members = make_bundle(assignment, out_zip, timeout=args.timeout, visibility=visibility,
                                   hide_expected=args.hide_expected)
@@ -2123,8 +2149,12 @@ def main(argv=None):
         parser.error(f"no such file or folder: {path!r}")
     if args.results is not None:
         folder = os.path.dirname(os.path.abspath(args.results))
-        if os.path.isdir(args.results) or not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+        if os.path.isdir(args.results):
+            parser.error(f"--results: {args.results!r} is a folder; name the JSON file to write")
+        if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
             parser.error(f"--results: cannot write {args.results!r} (its folder must exist and be writable)")
+        if _grader_file(args.results):
+            parser.error(f"--results: {args.results!r} is one of the grader's own files; choose another path")
         try:  # a real write probe (e.g. /proc accepts no new file) before any grading
             check_out_dir(folder, "--results")
             writable_target(args.results)  # /dev/full, a FIFO: refused now, not after grading
@@ -2168,13 +2198,13 @@ def main(argv=None):
     gradings = []
     for assignment, f in jobs:
         if f is None:
-            gradings.append(_missing_file_grading(assignment, path))
+            gradings.append(_missing_file_grading(assignment, path, args.hide_expected))
             continue
         try:
             g = grade_assignment(assignment, f, timeout=args.timeout, memory_mb=args.memory_mb,
                                  hide_expected=args.hide_expected)
         except Exception as e:  # noqa: BLE001 - a bug of the grader itself: still a results file
-            g = _missing_file_grading(assignment, path)
+            g = _missing_file_grading(assignment, path, args.hide_expected)
             message = f"autograder error ({type(e).__name__}: {e}); please tell the course staff"
             for r in g["results"]:
                 r["output"] = message
@@ -2183,7 +2213,7 @@ def main(argv=None):
             g["notes"].append(found_notes[assignment])
             g["found"] = found_notes[assignment]  # results.json's output says which file was graded
         elif os.path.basename(f) != ASSIGNMENTS[assignment]["file"]:
-            g["notes"].append(f"graded {os.path.basename(f)} as {ASSIGNMENTS[assignment]['file']}")
+            g["notes"].append(f"graded {_path_text(os.path.basename(f))} as {ASSIGNMENTS[assignment]['file']}")
         gradings.append(g)
     report = results_json(gradings, time.monotonic() - t0, visibility)
     text = json.dumps(report, indent=2)

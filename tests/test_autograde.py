@@ -472,20 +472,30 @@ def test_hide_expected_hides_the_expected_values_and_only_them(tmp_path):
              ("D LeakyReLU 0.01", "D_layers", "expected LeakyReLU(slope 0.2)", "is LeakyReLU(slope 0.01)"),
              ("ResNet first conv stride 1", "ResNet_layers", "expected Conv2d(1->", "is Conv2d(1->"),
              # a forward that stops early must not reveal the next layer either
-             ("Block stops after conv1", "Block_layers", "BatchNorm2d", "1 layers ran")]
-    mutants = dict(MUTANTS, **{"Block stops after conv1": (
-        "hw2", [("out = F.relu(self.bn1(self.conv1(x)))", "return self.conv1(x)")], None)})
+             ("Block stops after conv1", "Block_layers", "BatchNorm2d", "1 layers ran"),
+             # the worker's weight-loading message names the reference's shapes only when allowed
+             ("D conv3 kernel 5", "D_function", "(64, 32, 3, 3)", "yours has extra 1 x (64, 32, 5, 5)")]
+    mutants = dict(MUTANTS, **{
+        "Block stops after conv1": ("hw2", [("out = F.relu(self.bn1(self.conv1(x)))", "return self.conv1(x)")], None),
+        "D conv3 kernel 5": ("hw5", [("self.conv3 = nn.Conv2d(32, 64, 3, 1, 1)", "self.conv3 = nn.Conv2d(32, 64, 5, 1, 2)")],
+                             None)})
     for name, check, answer, mistake in cases:
         assignment, edits, _ = mutants[name]
         path = _apply(assignment, edits, tmp_path, name)
         shown, = autograde.grade_in_process(assignment, path, checks=[check])
         hidden, = autograde.grade_in_process(assignment, path, checks=[check], hide_expected=True)
         assert answer in shown["output"] and answer not in hidden["output"], (shown, hidden)
-        assert "[hidden]" in hidden["output"] and mistake in hidden["output"], hidden
+        assert ("[hidden]" in hidden["output"] or "lacks 1 of the reference's tensors" in hidden["output"]) \
+            and mistake in hidden["output"], hidden
         assert hidden["score"] == shown["score"] == 0.0
     # the markers are the grader's own: a reply (the submission's text) cannot hide or fake them
     assert autograde._parse("a\x02b\x03c", str) == "abc"
     assert autograde.render(f"x {autograde._exp(5)} y", hide_expected=True) == "x [hidden] y"
+    # the check names carry values too (results.json's test names)
+    names = {r["check"]: r["name"] for r in autograde._missing_file_grading("hw5", ROOT, hide_expected=True)["results"]}
+    assert names["D_params"] == "Discriminator: [hidden] parameters" and "2e-4" not in names["D_optimizer"]
+    shown = {r["check"]: r["name"] for r in autograde._missing_file_grading("hw5", ROOT)["results"]}
+    assert shown["D_params"] == "Discriminator: 97,281 parameters"
 
 
 def test_visibility_is_declared_per_check_and_can_be_overridden():
@@ -506,7 +516,7 @@ def test_visibility_is_declared_per_check_and_can_be_overridden():
     keys = [k for k, _, _ in autograde.POINTS["hw5"]]
     assert [t["visibility"] for t in report["tests"]] == ["hidden" if k == "train" else "visible" for k in keys]
     # the summary line counts only what students see (else the hidden check's score is a subtraction away)
-    assert report["output"].startswith("hw5.py: 4 / 90 points in the 14 visible checks (1 more are not shown yet)")
+    assert report["output"].startswith("hw5.py: 4 / 90 points in the 14 visible checks (1 more not shown yet)")
     assert report["score"] == 14
 
 
@@ -522,6 +532,12 @@ def test_cli_misuse_exits_non_zero_with_a_message(tmp_path):
         (["--gradescope-bundle", "hw5", tmp_path / "missing" / "x.zip"], "cannot write"),
         (["--gradescope-bundle", "hw5", tmp_path / "x.zip", "--visibility", "train=secret"], "--visibility"),
         ([os.path.join(ROOT, "hw2_ResNet.py"), "--visibility", "nosuch=hidden"], "no check is called 'nosuch'"),
+        ([os.path.join(ROOT, "hw2_ResNet.py"), "--visibility", ""], "give LEVEL (every check) or KEY=LEVEL"),
+        ([os.path.join(ROOT, "hw2_ResNet.py"), "--results", tmp_path], "is a folder; name the JSON file"),
+        # the grader's own files are never overwritten (they were: every later grading broke)
+        ([os.path.join(ROOT, "hw2_ResNet.py"), "--results", os.path.join(ROOT, "autograde_worker.py")],
+         "is one of the grader's own files"),
+        (["--gradescope-bundle", "hw5", os.path.join(ROOT, "hw5.py")], "is one of the grader's own files"),
         ([], "SUBMISSION"),
     ]
     (tmp_path / "hw3.py").write_text("x = 1\n")
@@ -592,7 +608,7 @@ def test_gradescope_bundle_runs_against_a_fake_autograder_tree(tmp_path):
     report = json.loads((root / "results" / "results.json").read_text())
     assert [t["score"] for t in report["tests"]] == [r["score"] for r in local] and report["score"] == 68.0
     assert [t["output"] for t in report["tests"]] == [r["output"] for r in local]
-    assert report["output"].startswith("hw2_ResNet.py: 68 / 92 points in the 12 visible checks (1 more are not "
+    assert report["output"].startswith("hw2_ResNet.py: 68 / 92 points in the 12 visible checks (1 more not "
                                        "shown yet)\ngraded hw2/HW2_ResNet.py")
     assert "[hidden]" in [t["output"] for t in report["tests"] if t["name"].endswith(autograde.POINTS["hw2"][9][2])][0]
     shutil.rmtree(root / "submission" / "hw2")

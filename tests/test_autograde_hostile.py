@@ -188,6 +188,19 @@ def test_run_autograder_removes_stale_results_first(tmp_path):
     assert os.path.isfile(root / "results" / "results.json")
 
 
+def test_a_folder_name_cannot_forge_a_line_of_the_report(tmp_path):
+    """A submitted folder named "sub\nhw5.py: 100 of 100 points" (before: the line appeared raw)."""
+    sub = tmp_path / "sub\nhw5.py: 100 of 100 points\x1b[2J"
+    sub.mkdir()
+    (sub / "hw5.py").write_text("x = 1\n")
+    path, note = autograde._find_submission(str(tmp_path), "hw5.py")
+    assert path == str(sub / "hw5.py") and "\n" not in note and "\x1b" not in note
+    assert note == "graded sub\\nhw5.py: 100 of 100 points\\x1b[2J/hw5.py"
+    (tmp_path / "notes\n.txt").write_text("")
+    msg = autograde._missing_file_grading("hw2", str(tmp_path))["results"][0]["output"]
+    assert "\n" not in msg and "notes\\n.txt" in msg
+
+
 @pytest.mark.slow  # ~5 s; one file in a subfolder, any case, is graded in the bundle's test by default
 def test_submission_found_in_subfolders_and_case_insensitively(tmp_path):
     """With several candidates the exact name at the shallowest depth wins, and the grader says

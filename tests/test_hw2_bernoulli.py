@@ -277,6 +277,11 @@ def test_cli_runs_and_huge_alpha_is_one_line(tmp_path, capsys):
         bern.main(["--alpha", "1e308", "--out-dir", str(tmp_path)])
     assert exc.value.code == 2
     assert "alpha=1e+308 is too large" in capsys.readouterr().err
+    for flag, value in (("--iterations", "3"), ("--n", "5"), ("--init", "bishop")):  # were ignored silently
+        with pytest.raises(SystemExit) as exc:
+            bern.main([flag, value, "--out-dir", str(tmp_path)])
+        assert exc.value.code == 2
+        assert f"argument {flag}: applies only with --digits" in capsys.readouterr().err
 
 
 def test_ctrl_c_exits_130_without_traceback(tmp_path):

@@ -530,6 +530,9 @@ def plot_bernoulli(res, side, labels_info, dataset):
 def run_bernoulli_demo(args):
     """Fit K Bernoulli components to binarised digits; returns the written paths."""
     X, y, side = load_binary_dataset(args.dataset)
+    if args.k > X.shape[0]:  # before the header: one line naming the flag
+        raise ValueError(f"argument --k: at most the {X.shape[0]:,} images of --dataset {args.dataset}, "
+                         f"got {args.k:,}")
     print(f"bernoulli: dataset {args.dataset}, X {X.shape[0]} x {X.shape[1]} binary "
           f"({100 * X.mean():.1f}% ones), K = {args.k}, alpha = {args.alpha}, "
           f"n_init = {args.n_init}, max_iter = {args.max_iter}, tol = {args.tol}, "

@@ -277,6 +277,10 @@ def test_cli_runs_and_huge_alpha_is_one_line(tmp_path, capsys):
         bern.main(["--alpha", "1e308", "--out-dir", str(tmp_path)])
     assert exc.value.code == 2
     assert "alpha=1e+308 is too large" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:  # before: the run's header, then "K must be <= n"
+        bern.main(["--k", "100000", "--out-dir", str(tmp_path)])
+    out, err = capsys.readouterr()
+    assert exc.value.code == 2 and out == "" and "argument --k: at most the 1,797 images of --dataset digits" in err
     for flag, value in (("--iterations", "3"), ("--n", "5"), ("--init", "bishop")):  # were ignored silently
         with pytest.raises(SystemExit) as exc:
             bern.main([flag, value, "--out-dir", str(tmp_path)])

@@ -229,8 +229,7 @@ def check_out_dir(path, flag="--out-dir"):
         raise ValueError(f"{flag} {path} exists and is not a folder; choose another {flag}")
     if os.path.islink(path) and not os.path.exists(path):  # a loop, or a link to nothing
         try:
-            os.stat(path)
-            why = "its target is missing"
+            os.stat(path)  # fails: exists() said so; the error says why
         except OSError as err:
             why = "its target is missing" if err.errno == errno.ENOENT else _reason(err)
         raise ValueError(f"{flag} {path} is a symbolic link that leads nowhere ({why}); choose another {flag}")
@@ -497,11 +496,17 @@ class ArgumentParser(argparse.ArgumentParser):
             file.write(self.format_help())
             file.flush()
         except OSError as err:
-            with contextlib.suppress(OSError, ValueError):  # Python flushes stdout again at exit
-                os.dup2(os.open(os.devnull, os.O_WRONLY), file.fileno())
+            _mute(file)
             if isinstance(err, BrokenPipeError):
                 sys.exit(1)
             self.exit(1, f"{self.prog}: error: cannot write the help: {err.strerror or err}\n")
+
+
+def _mute(stream):
+    """Point ``stream``'s file descriptor at /dev/null: Python flushes stdout again at exit, and a
+    second failure there would print "Exception ignored"."""
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
 
 
 class StdoutError(OSError):
@@ -539,10 +544,6 @@ def quiet_exit(prog):
     quietly, with status 1 or 130, instead of a traceback (the Python docs' SIGPIPE recipe);
     stdout that cannot be written (``> /dev/full``) ends it with one line on stderr, status 1."""
 
-    def mute_stdout():  # Python flushes stdout again at exit
-        with contextlib.suppress(OSError, ValueError):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-
     real = sys.stdout
     if real is not None:  # None: fd 1 was closed at start-up, and print() does nothing
         sys.stdout = _CheckedStdout(real)
@@ -553,10 +554,10 @@ def quiet_exit(prog):
             if real is not None:
                 sys.stdout.flush()
     except BrokenPipeError:
-        mute_stdout()
+        _mute(sys.stdout)
         sys.exit(1)
     except StdoutError as err:
-        mute_stdout()
+        _mute(sys.stdout)
         print(f"{prog}: error: cannot write to stdout: {_reason(err)}", file=sys.stderr, flush=True)
         sys.exit(1)
     except KeyboardInterrupt:

@@ -1442,16 +1442,17 @@ def _mount_plan(stage, work, hidden, cmd):
         if os.path.isdir(h) and h not in covers and not any(_under(h, c) for c in covers):
             covers = [c for c in covers if not _under(c, h)] + [h]
     covers = [c for c in covers if c != "/"]
-    keep = list(prefixes)  # what the worker needs back: Python, and the folders it imports from
+    # fresh /tmp, /var/tmp and /dev/shm always: the host's (other students' sandboxes, files
+    # planted for a later student) are never the worker's, even when Python lives under /tmp
+    scratch = [d for d in SCRATCH_DIRS if os.path.isdir(d) and not os.path.islink(d) and d not in covers]
+    keep = [p for p in prefixes if not any(_under(d, p) for d in scratch)]  # Python, and what it imports
     for p in sys.path:
         if (p and os.path.isabs(p) and os.path.isdir(p) and not any(_under(p, h) for h in hidden)
-                and not any(_under(p, k) for k in keep)):
+                and not any(_under(p, k) for k in keep) and not any(_under(d, p) for d in scratch)):
             keep.append(os.path.realpath(p))
-    binds = [p for p in keep if any(_under(p, c) for c in covers)]
+    binds = [p for p in keep if any(_under(p, c) for c in covers + scratch)]  # bound back after covering
     files = [f"/{n}" for n in sorted(os.listdir("/")) if os.path.isfile(f"/{n}") and not os.path.islink(f"/{n}")]
     sandbox = os.path.dirname(work)
-    scratch = [d for d in SCRATCH_DIRS if os.path.isdir(d) and not os.path.islink(d)
-               and d not in covers and not any(_under(p, d) for p in keep)]
     q = _quote
     stage = os.path.relpath(stage, sandbox)
     lines = ["set -e", f"cd {q(sandbox)}"]
@@ -1461,10 +1462,10 @@ def _mount_plan(stage, work, hidden, cmd):
         lines.append(f"mount -t tmpfs -o mode=755,size=64k,nosuid,nodev autograde-hidden {q(c)}")
     for f in files:
         lines.append(f"mount --bind /dev/null {q(f)} || true")
-    for i, p in enumerate(binds):
-        lines += [f"mkdir -p {q(p)}", f"mount --no-canonicalize --bind {q(stage)}/{i} {q(p)}"]
     for d in scratch:  # (inside a covered folder, e.g. /var/tmp, the mount point is made first)
         lines += [f"mkdir -p {q(d)}", f"mount -t tmpfs -o mode=1777,size=256m,nosuid,nodev autograde-scratch {q(d)}"]
+    for i, p in enumerate(binds):
+        lines += [f"mkdir -p {q(p)}", f"mount --no-canonicalize --bind {q(stage)}/{i} {q(p)}"]
     if any(_under(sandbox, d) for d in scratch + covers):
         lines += [f"mkdir -p {q(sandbox)}", f"mount --no-canonicalize --bind . {q(sandbox)}"]
     lines.append(f"cd {q(work)}")

@@ -570,3 +570,32 @@ def test_a_sandbox_outside_tmp_still_hides_every_copy_of_the_reference(tmp_path,
     finally:
         shutil.rmtree(base, ignore_errors=True)
         shutil.rmtree(elsewhere, ignore_errors=True)
+
+
+def test_python_under_tmp_still_gives_the_worker_a_fresh_tmp(tmp_path):
+    """A virtual environment under /tmp (a kept path inside a scratch folder): the worker still
+    gets a fresh /tmp, with the environment bound back into it. Before, the host's /tmp was left
+    to the worker, which planted a file there for a later student. Run through the real command
+    line with the venv's own python."""
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        pytest.skip("needs root and unshare (mount namespaces)")
+    venv = tempfile.mkdtemp(prefix="autograde-test-venv-", dir="/tmp")
+    marker = f"/tmp/autograde-venv-marker-{os.getpid()}"
+    try:
+        subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", venv], check=True)
+        python = os.path.join(venv, "bin", "python")
+        assert subprocess.run([python, "-c", "import sys; print(sys.prefix)"], capture_output=True,
+                              text=True).stdout.strip() == venv  # Python lives under /tmp
+        sub = tmp_path / "hw2_ResNet.py"
+        with open(os.path.join(ROOT, "hw2_ResNet.py"), encoding="utf-8") as f:
+            sub.write_text(f"open({marker!r}, 'w').write('planted')\n" + f.read())
+        out = subprocess.run([python, os.path.join(ROOT, "autograde.py"), str(sub)], capture_output=True,
+                             text=True, cwd=tmp_path, timeout=300).stdout
+        if "mount namespaces" not in out:
+            pytest.skip("this machine refuses mount namespaces: " + out.strip().splitlines()[-2])
+        assert not os.path.exists(marker), "the worker left a file in the host's /tmp"
+        assert "score: 100 / 100" in out, out  # the venv was found inside the fresh /tmp
+    finally:
+        shutil.rmtree(venv, ignore_errors=True)
+        if os.path.exists(marker):
+            os.remove(marker)

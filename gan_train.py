@@ -125,8 +125,9 @@ def discriminator_fast(D, x):
 
 
 def _bce_sum(p, target):
-    """sum of BCE(p, target) in float32 (log clamped at -100, like BCELoss), also under autocast."""
-    p = p.float()
+    """sum of BCE(p, target) (log clamped at -100, like BCELoss) in p's dtype, at least float32 (so
+    also under autocast), as ``hw5.GAN.calculate_V``."""
+    p = p.to(torch.promote_types(p.dtype, torch.float32))
     with torch.autocast(p.device.type, enabled=False):
         return F.binary_cross_entropy(p, torch.full_like(p, float(target)), reduction="sum")
 

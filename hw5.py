@@ -125,7 +125,12 @@ class GAN:
         if device in (None, "auto"):
             mps = getattr(torch.backends, "mps", None)
             device = "cuda" if torch.cuda.is_available() else "mps" if mps and mps.is_available() else "cpu"
-        self.device = torch.device(device)
+        try:  # an unknown ('gpu', 3) or unavailable device is refused here, not deep inside torch
+            self.device = torch.device(device if isinstance(device, (str, torch.device)) else "?")
+            torch.empty(0, device=self.device)
+        except Exception:  # noqa: BLE001 - torch raises RuntimeError, AssertionError, ... by case
+            raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'mps' (one this machine has), "
+                             f"got {device!r}") from None
         self.seed = None if seed is None else int(seed)
         if self.seed is not None:
             torch.manual_seed(self.seed)
@@ -160,7 +165,8 @@ class GAN:
             if not torch.isfinite(d).all():
                 raise ValueError(f"D's output is NaN or inf for this {name} (max |{name}| = {t.abs().max().item():.3g})"
                                  "; real images must be scaled to [-1, 1]")
-        d_real, d_fake = d_real.float(), d_fake.float()  # the logs in float32, also under autocast
+        dtype = torch.promote_types(d_real.dtype, torch.float32)  # the model's; under autocast float32
+        d_real, d_fake = d_real.to(dtype), d_fake.to(dtype)
         with torch.autocast(self.device.type, enabled=False):
             mean_log_d_real = -F.binary_cross_entropy(d_real, torch.ones_like(d_real))      # 1/N sum_i log D(x_i)
             mean_log_1m_d_fake = -F.binary_cross_entropy(d_fake, torch.zeros_like(d_fake))  # 1/M sum_j log(1-D(G(z_j)))
@@ -175,7 +181,7 @@ class GAN:
         """Train ``epochs`` more epochs: calling ``train(1)`` twice trains two epochs.
 
         Each batch takes one step of D, then one of G, with the same z. Returns the V of the
-        last D step.
+        last D step. Batches must be ``(x, y)`` pairs, x in [-1, 1] (give or take rounding).
         """
         if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
             raise ValueError(f"epochs must be an int >= 1, got {epochs!r}")
@@ -185,7 +191,9 @@ class GAN:
         self.G.train()
         V = None
         for _ in range(epochs):
-            for x, _ in self.data_loader:
+            n = 0
+            for n, batch in enumerate(self.data_loader, 1):
+                x = _batch_x(batch)
                 z = self.sample_z(len(x))
 
                 # (1) update D: maximize V(G, D), i.e. minimize -V
@@ -202,6 +210,8 @@ class GAN:
                     d_fake = self.D(self.G(z))
                     F.binary_cross_entropy(d_fake, torch.ones_like(d_fake)).backward()
                 self.G_optimizer.step()
+            if n == 0:
+                raise ValueError(f"data_loader yielded no batches in epoch {self.epoch + 1}; it must yield (x, y)")
             self.epoch += 1
         return V
 
@@ -209,16 +219,43 @@ class GAN:
         """Save an 8x8 grid of G(fixed z) (a PNG, or the format the extension names), [-1, 1] -> [0, 1]."""
         from torchvision.utils import save_image
 
-        if not isinstance(save_path, (str, os.PathLike)):
-            raise TypeError(f"save_path must be a file path, got {type(save_path).__name__}")
-        if os.path.exists(save_path) and not os.path.isfile(save_path):
-            raise ValueError(f"save_path {os.fspath(save_path)!r} exists and is not a regular file")
+        save_path = _check_image_path("save_path", save_path)
         self.G.eval()
         with torch.no_grad():
             images = self.G(self.fixed_z).cpu()
         self.G.train()
         save_image(images, save_path, nrow=8, normalize=True, value_range=(-1, 1))
         return save_path
+
+
+def _batch_x(batch):
+    """x of a data_loader batch ``(x, y)``: a float tensor with values in [-1, 1] (+-1e-3)."""
+    x = batch[0] if isinstance(batch, (tuple, list)) and len(batch) == 2 else None
+    if not (isinstance(x, torch.Tensor) and x.is_floating_point()):
+        raise TypeError("data_loader must yield (x, y) pairs, x a float tensor (B, 1, 32, 32); got a "
+                        + (type(batch).__name__ if x is None else f"pair whose x is a {type(x).__name__}"))
+    lo, hi = (float(v) for v in torch.aminmax(x.detach())) if x.numel() else (0.0, 0.0)
+    if lo < -1.001 or hi > 1.001:
+        raise ValueError(f"data_loader's images must lie in [-1, 1], got values in [{lo:.4g}, {hi:.4g}]; scale them "
+                         "as get_data_loader does (ToTensor, Normalize(0.5, 0.5))")
+    return x
+
+
+def _check_image_path(name, path):
+    """``path`` as a str: a new or regular file in an existing folder, with an extension PIL writes."""
+    from PIL import Image
+
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a file path, got {type(path).__name__}")
+    file = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(file or "."))
+    why = ("must be an image file path (e.g. grid.png)" if not file else "exists and is not a regular file"
+           if os.path.exists(file) and not os.path.isfile(file) else f"is in a folder that does not exist ({folder})"
+           if not os.path.isdir(folder) else "must end in an image extension PIL writes (.png, .jpg, .pdf, ...)"
+           if Image.registered_extensions().get(os.path.splitext(file)[1].lower()) not in Image.SAVE else None)
+    if why:
+        raise ValueError(f"{name} {path!r} {why}")
+    return file
 
 
 # ------------------------------------------------------------------------------------------
@@ -271,21 +308,32 @@ if __name__ == "__main__":
 
     parser = argparse.ArgumentParser(
         prog="hw5.py", description="Train GAN() with its literal train() for the assignment's budget (9,380 "
-                                   "iterations: 10 epochs of full MNIST at batch 64, the same number of iterations "
-                                   "on the offline sample) and save the 8x8 grid. gan_train.py, when next to this "
-                                   "file, adds speed, resume, checkpoints and quality scores.")
+                                   "iterations: 10 epochs of full MNIST at batch 64) and save the 8x8 grid. "
+                                   "gan_train.py, when next to this file, adds speed, resume and quality scores.")
     parser.add_argument("--epochs", type=int, default=None,
                         help="epochs to train (default: as many as make 9,380 iterations; 10 on full MNIST)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of torch's generator (default: 0)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of torch's generator, 0..2**63-1 (default: 0)")
     parser.add_argument("--out", default="hw5_samples.png", help="the grid's file (default: hw5_samples.png)")
     args = parser.parse_args()
-    if args.epochs is not None and args.epochs < 1:
-        parser.error(f"--epochs must be >= 1, got {args.epochs}")
-    gan = GAN(seed=args.seed)
-    gan.data_loader = get_data_loader(gan.batch_size)
-    epochs = args.epochs or math.ceil(MNIST_ITERATIONS / len(gan.data_loader))
-    print(f"training {epochs} epochs of {len(gan.data_loader.dataset):,} images on {gan.device}", flush=True)
-    for epoch in range(epochs):
-        V = gan.train(1)
-        print(f"epoch {epoch + 1}/{epochs}: V = {V.item():.4f}", flush=True)
-    print(f"wrote {gan.visualize(args.out)}")
+    try:  # every flag is checked before any training
+        for flag, value, lo, hi in (("--epochs", args.epochs, 1, 10**9), ("--seed", args.seed, 0, 2**63 - 1)):
+            if value is not None and not lo <= value <= hi:
+                raise ValueError(f"argument {flag}: expected an integer in {lo}..{hi}, got {value}")
+        out = _check_image_path("--out", args.out)
+        if not os.access(os.path.dirname(os.path.abspath(out)) if not os.path.exists(out) else out, os.W_OK):
+            raise ValueError(f"--out {out!r} cannot be written by this user (it or its folder is read-only)")
+    except ValueError as exc:
+        parser.exit(2, f"hw5.py: error: {exc}\n")
+    try:
+        gan = GAN(seed=args.seed)
+        gan.data_loader = get_data_loader(gan.batch_size)
+        epochs = args.epochs or math.ceil(MNIST_ITERATIONS / len(gan.data_loader))
+        print(f"training {epochs} epochs of {len(gan.data_loader.dataset):,} images on {gan.device}", flush=True)
+        for epoch in range(epochs):
+            V = gan.train(1)
+            print(f"epoch {epoch + 1}/{epochs}: V = {V.item():.4f}", flush=True)
+        print(f"wrote {gan.visualize(out)}")
+    except KeyboardInterrupt:
+        parser.exit(130, "\nhw5.py: interrupted; no grid was written\n")
+    except OSError as exc:
+        parser.exit(1, f"hw5.py: error: could not write {out}: {exc.strerror or exc}\n")

@@ -379,3 +379,103 @@ def test_get_data_loader_falls_back_offline_to_the_sample(tmp_path, monkeypatch,
     assert capsys.readouterr().out.count("\n") == 1
     x, y = next(iter(loader))
     assert x.shape == (64, 1, 32, 32) and -1 <= x.min() and x.max() <= 1 and len(loader.dataset) == 5000
+
+
+# ----------------------------------------------------------------------------------------
+# issue 27: hw5.py copied alone checks its flags first; float64 V; GAN.train's loader checks
+# ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("flags,said", [
+    (["--out", "nodir/x.png"], "--out 'nodir/x.png' is in a folder that does not exist"),
+    (["--out", "x.xyz"], "--out 'x.xyz' must end in an image extension"),
+    (["--out", "/dev/full"], "--out '/dev/full' exists and is not a regular file"),
+    (["--out", "."], "--out '.' exists and is not a regular file"),
+    (["--out", ""], "--out '' must be an image file path"),
+    (["--seed", "-1"], "argument --seed: expected an integer in 0.."),
+    (["--epochs", "0"], "argument --epochs: expected an integer in 1.."),
+])
+def test_standalone_file_refuses_bad_flags_in_one_line_before_training(tmp_path, flags, said):
+    """hw5.py copied alone (no gan_train.py beside it): a bad flag is one line, before any data or training."""
+    if flags[1] == "/dev/full" and not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full")
+    shutil.copy(HW5, tmp_path / "hw5.py")
+    run = subprocess.run([sys.executable, "hw5.py", "--epochs", "1", *flags], cwd=tmp_path, capture_output=True,
+                         text=True, env=dict(os.environ, PYTHONPATH=""), timeout=300)
+    assert run.returncode == 2 and run.stdout == "", run.stdout + run.stderr
+    assert run.stderr.strip().splitlines() == [f"hw5.py: error: {run.stderr.split('error: ', 1)[1].strip()}"]
+    assert said in run.stderr and "Traceback" not in run.stderr
+    assert sorted(os.listdir(tmp_path)) == ["hw5.py"]  # no data fetched, nothing written
+
+
+def test_standalone_file_ctrl_c_while_training_exits_130_without_traceback(tmp_path):
+    shutil.copy(HW5, tmp_path / "hw5.py")
+    proc = subprocess.Popen([sys.executable, "hw5.py", "--epochs", "1000", "--out", "g.png"], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, PYTHONPATH="", OMP_NUM_THREADS="1"))
+    try:
+        for line in proc.stdout:
+            if line.startswith("training"):
+                break
+        time.sleep(1)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, out + err
+    assert "Traceback" not in err and "hw5.py: interrupted" in err and not (tmp_path / "g.png").exists()
+
+
+def test_calculate_V_of_a_float64_gan_is_float64():
+    """V and its gradients in the model's dtype: a float64 GAN matches the formula in float64 to ~1e-15."""
+    gan = hw5.GAN(seed=0, verbose=False)
+    gan.D.double()
+    gan.G.double()
+    torch.manual_seed(0)
+    x, z = torch.rand(8, 1, 32, 32, dtype=torch.float64) * 2 - 1, torch.randn(6, 128, dtype=torch.float64)
+    V = gan.calculate_V(x, z)
+    assert V.dtype == torch.float64
+    literal = torch.log(gan.D(x)).mean() + torch.log(1 - gan.D(gan.G(z))).mean()
+    assert abs(V.item() - literal.item()) <= 1e-13 * abs(literal.item())
+    grads = torch.autograd.grad(V, list(gan.D.parameters()))
+    want = torch.autograd.grad(literal, list(gan.D.parameters()))
+    for g, w in zip(grads, want):
+        assert g.dtype == torch.float64
+        torch.testing.assert_close(g, w, rtol=1e-12, atol=1e-15)
+    # float32 stays float32 (the grader's reference), and autocast's bf16 is computed in float32
+    assert hw5.GAN(seed=0, verbose=False).calculate_V(x.float(), z.float()).dtype == torch.float32
+
+
+@pytest.mark.parametrize("device,exc", [("gpu", ValueError), (3, ValueError), ("cpu:x", ValueError)])
+def test_gan_refuses_unknown_devices_in_our_words(device, exc):
+    with pytest.raises(exc, match=r"device must be 'auto', 'cpu', 'cuda' or 'mps'"):
+        hw5.GAN(device=device)
+
+
+def test_visualize_refuses_an_empty_path_or_an_unknown_extension(tmp_path):
+    gan = hw5.GAN(seed=0, verbose=False)
+    with pytest.raises(ValueError, match="save_path '' must be an image file path"):
+        gan.visualize("")
+    with pytest.raises(ValueError, match="must end in an image extension"):
+        gan.visualize(tmp_path / "g.xyz")
+    with pytest.raises(TypeError, match="save_path must be a file path"):
+        gan.visualize(3)
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("loader,exc,said", [
+    ([torch.zeros(4, 1, 32, 32)], TypeError, "must yield \\(x, y\\) pairs"),             # bare tensors
+    ([(torch.zeros(4, 1, 32, 32),)], TypeError, "must yield \\(x, y\\) pairs"),          # 1-tuples
+    ([(torch.zeros(4, 1, 32, 32, dtype=torch.uint8), 0)], TypeError, "float tensor"),
+    ([], ValueError, "yielded no batches in epoch 1"),
+    ([(torch.full((4, 1, 32, 32), 255.0), 0)], ValueError, r"must lie in \[-1, 1\], got values in \[255, 255\]"),
+])
+def test_train_checks_its_batches_like_train_until(loader, exc, said):
+    gan = hw5.GAN(data_loader=loader, seed=0, verbose=False)
+    before = _params(gan).clone()
+    with pytest.raises(exc, match=said):
+        gan.train(1)
+    assert gan.epoch == 0 and torch.equal(_params(gan), before)
+
+
+def test_train_accepts_rounding_just_outside_the_range():
+    gan = hw5.GAN(data_loader=[(torch.full((2, 1, 32, 32), 1.0 + 1e-6), 0)], seed=0, verbose=False)
+    assert torch.isfinite(gan.train(1)) and gan.epoch == 1

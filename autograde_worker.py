@@ -114,6 +114,26 @@ class Fail(Exception):
     """The request cannot be answered; the message (student-visible) says why."""
 
 
+_MEMORY_SIGNS = ("can't allocate memory", "DefaultCPUAllocator", "Cannot allocate memory")
+
+
+def out_of_memory(exc):
+    """True when ``exc`` (or an exception it was raised from) is a memory-limit hit: the grader
+    then restarts the worker, since memory the submission still holds would fail later checks."""
+    for _ in range(8):
+        if exc is None:
+            return False
+        if isinstance(exc, MemoryError) or any(sign in str(exc) for sign in _MEMORY_SIGNS):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def fail_reply(message, exc=None):
+    """The {"fail": message} reply, flagged when the failure was the memory limit."""
+    return {"fail": short(message), **({"out_of_memory": True} if out_of_memory(exc) else {})}
+
+
 # ---------------------------------------------------------------------------------- network
 NETWORK_LOG = []  # one line per blocked network attempt
 
@@ -561,7 +581,7 @@ class Worker:
                 self.mod = load_module(self.module_name, self.path)
         except BaseException as e:  # noqa: BLE001 - SystemExit, KeyboardInterrupt, MemoryError, anything
             error = exc_message(e, self.path, self.label)
-            if isinstance(e, MemoryError) or "can't allocate memory" in str(e):
+            if out_of_memory(e):
                 error += " (the memory limit was reached)"
             return {"ok": False, "error": f"importing your {self.label} failed: {error}", "network": []}
         finally:
@@ -758,6 +778,8 @@ class Worker:
         try:
             gan.train(1) if params else gan.train()
         except Exception as e:  # noqa: BLE001
+            if out_of_memory(e):
+                raise Fail(f"GAN().train(1) raised {self.exc(e)}") from e
             error = self.exc(e)
         finally:
             for h in hooks:
@@ -782,11 +804,11 @@ class Worker:
         try:
             return fn(req)
         except Fail as e:
-            return {"fail": short(str(e))}
+            return fail_reply(str(e), e)
         except BaseException as e:  # noqa: BLE001 - student code misbehaved (any BaseException subclass too)
             if isinstance(e, GeneratorExit):
                 raise
-            return {"fail": short(f"raised {self.exc(e)}")}
+            return fail_reply(f"raised {self.exc(e)}", e)
 
 
 def install_data_stubs(mod, images):

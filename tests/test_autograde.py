@@ -23,6 +23,8 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 import autograde  # noqa: E402
+from autograder import bundle as bundling, checks, protocol, registry, report as reporting, runner, sandbox  # noqa: E402
+from autograder.checks import hw5 as hw5checks  # noqa: E402
 
 AUTOGRADE = os.path.join(ROOT, "autograde.py")
 
@@ -248,7 +250,7 @@ def _apply(assignment, edits, tmp_path, name):
         src = src.replace(old, new, 1)
     folder = tmp_path / name.replace(" ", "_").replace("'", "").replace(",", "").replace("(", "").replace(")", "")
     folder.mkdir()
-    path = folder / autograde.ASSIGNMENTS[assignment]["file"]
+    path = folder / checks.ASSIGNMENTS[assignment]["file"]
     path.write_text(src)
     return str(path)
 
@@ -258,7 +260,7 @@ def _scores(results):
 
 
 def _full(assignment):
-    return {k: float(p) for k, p, _ in autograde.POINTS[assignment]}
+    return {k: float(p) for k, p, _ in checks.POINTS[assignment]}
 
 
 def _run_cli(*args, timeout=120):
@@ -268,18 +270,18 @@ def _run_cli(*args, timeout=120):
 
 # ----------------------------------------------------------------------------- point table
 def test_point_table_sums_to_100_and_every_check_exists():
-    for assignment, rows in autograde.POINTS.items():
-        assert sum(p for _, p, _ in rows) == 100 == autograde.total_points(assignment)
+    for assignment, rows in checks.POINTS.items():
+        assert sum(p for _, p, _ in rows) == 100 == checks.total_points(assignment)
         keys = [k for k, _, _ in rows]
         assert len(keys) == len(set(keys))
         for k in keys:
-            assert k in ("import", "import_quiet") or k in autograde.CHECK_FUNCTIONS, k
+            assert k in ("import", "import_quiet") or callable(checks.CHECKS[assignment][k].run), k
 
 
 def test_docs_document_the_point_table():
     page = open(os.path.join(ROOT, "docs", "autograder.md"), encoding="utf-8").read()
     section = page[page.index("## Checks and points"):]
-    for assignment, rows in autograde.POINTS.items():
+    for assignment, rows in checks.POINTS.items():
         for key, points, _ in rows:
             assert f"| `{key}` | {points} |" in section, (assignment, key)
 
@@ -288,21 +290,21 @@ def test_docs_document_the_point_table():
 @pytest.mark.parametrize("assignment", ["hw5", "hw2"])
 def test_student_style_base_solutions_get_full_marks(assignment, tmp_path):
     path = _apply(assignment, [], tmp_path, f"base_{assignment}")
-    results = autograde.grade_in_process(assignment, path)
+    results = runner.grade_in_process(assignment, path)
     assert _scores(results) == _full(assignment), [r for r in results if r["score"] < r["max_score"]]
 
 
 @pytest.mark.parametrize("name", sorted(EQUIVALENT))
 def test_equivalent_rewrites_keep_full_marks(name, tmp_path):
     assignment, edits = EQUIVALENT[name]
-    results = autograde.grade_in_process(assignment, _apply(assignment, edits, tmp_path, name))
+    results = runner.grade_in_process(assignment, _apply(assignment, edits, tmp_path, name))
     assert _scores(results) == _full(assignment), [r for r in results if r["score"] < r["max_score"]]
 
 
 @pytest.mark.parametrize("name", sorted(MUTANTS))
 def test_mutant_loses_exactly_its_points(name, tmp_path):
     assignment, edits, lost = MUTANTS[name]
-    results = autograde.grade_in_process(assignment, _apply(assignment, edits, tmp_path, name))
+    results = runner.grade_in_process(assignment, _apply(assignment, edits, tmp_path, name))
     want = {k: (0.0 if k in lost else p) for k, p in _full(assignment).items()}
     assert _scores(results) == want, [(r["check"], r["score"], r["output"]) for r in results]
     for r in results:
@@ -315,7 +317,7 @@ def test_mutant_messages_name_the_mistake(tmp_path):
         assignment, edits, _ = MUTANTS[name]
         folder = tmp_path / check
         folder.mkdir(exist_ok=True)
-        results = autograde.grade_in_process(assignment, _apply(assignment, edits, folder, name), checks=[check])
+        results = runner.grade_in_process(assignment, _apply(assignment, edits, folder, name), checks=[check])
         return {r["check"]: r["output"] for r in results}[check]
 
     assert "-V" in output("V with the wrong sign", "V_value")
@@ -345,7 +347,7 @@ def test_reference_modules_agree_with_the_graders_formula():
     torch.manual_seed(0)
     gan = hw5.GAN(seed=0, verbose=False) if "verbose" in hw5.GAN.__init__.__code__.co_varnames else hw5.GAN()
     x, z = torch.rand(5, 1, 32, 32) * 2 - 1, torch.randn(5, 128)
-    real, fake, _ = autograde._v_reference(gan.D, gan.G, x, z, torch.float64)
+    real, fake, _ = hw5checks._v_reference(gan.D, gan.G, x, z, torch.float64)
     assert gan.calculate_V(x, z).item() == pytest.approx((real + fake).item(), abs=1e-5)
 
 
@@ -359,7 +361,7 @@ def test_reference_hw5_gets_full_marks_through_the_sandbox(tmp_path):
     assert report["score"] == 100.0, [t for t in report["tests"] if t["score"] < t["max_score"]]
     assert set(report) == {"score", "execution_time", "output", "tests"}
     assert isinstance(report["execution_time"], int)
-    assert len(report["tests"]) == len(autograde.POINTS["hw5"])
+    assert len(report["tests"]) == len(checks.POINTS["hw5"])
     for t in report["tests"]:
         assert set(t) == {"name", "number", "score", "max_score", "output", "visibility"}
         assert t["score"] == t["max_score"] and t["visibility"] == "visible"
@@ -386,14 +388,14 @@ def test_hostile_import_gives_zeros_in_bounded_time(name, tmp_path):
     """Through the sandbox, called in-process (the command line has its own tests)."""
     filename, source, timeout, _, words = HOSTILE[name]
     (tmp_path / filename).write_text(source)
-    assignment = autograde.FILE_TO_ASSIGNMENT[filename]
+    assignment = checks.FILE_TO_ASSIGNMENT[filename]
     t0 = time.monotonic()
-    g = autograde.grade_assignment(assignment, str(tmp_path / filename), timeout=timeout)
+    g = runner.grade_assignment(assignment, str(tmp_path / filename), timeout=timeout)
     elapsed = time.monotonic() - t0
     assert elapsed < timeout + 10
-    report = autograde.results_json([g], elapsed)
+    report = reporting.results_json([g], elapsed)
     assert report["score"] == 0.0
-    assert len(report["tests"]) == len(autograde.POINTS[assignment])
+    assert len(report["tests"]) == len(checks.POINTS[assignment])
     assert all(t["score"] == 0.0 for t in report["tests"])
     assert words in report["tests"][0]["output"], report["tests"][0]["output"]
     assert all(t["output"] for t in report["tests"])
@@ -419,10 +421,10 @@ def test_crash_hang_and_missing_class_mid_way_through_the_sandbox(tmp_path):
         "        out = F.relu(self.bn1(self.conv1(x)))\n")
     (tmp_path / "hw2_ResNet.py").write_text(src)
     t0 = time.monotonic()
-    g = autograde.grade_assignment("hw2", str(tmp_path / "hw2_ResNet.py"), timeout=60, check_limit=1.5)
+    g = runner.grade_assignment("hw2", str(tmp_path / "hw2_ResNet.py"), timeout=60, check_limit=1.5)
     assert time.monotonic() - t0 < 40
-    report = autograde.results_json([g], time.monotonic() - t0)
-    by_key = dict(zip([k for k, _, _ in autograde.POINTS["hw2"]], report["tests"]))
+    report = reporting.results_json([g], time.monotonic() - t0)
+    by_key = dict(zip([k for k, _, _ in checks.POINTS["hw2"]], report["tests"]))
     zero = [k for k, t in by_key.items() if t["score"] == 0]
     resnet = [k for k in by_key if k.startswith("ResNet")]
     assert zero == ["Block_train", "Block_eval"] + resnet, [(k, t["output"]) for k, t in by_key.items()]
@@ -430,19 +432,19 @@ def test_crash_hang_and_missing_class_mid_way_through_the_sandbox(tmp_path):
     assert "longer than its limit of 1.5 s" in by_key["Block_eval"]["output"]
     assert all("defines no ResNet" in by_key[k]["output"] for k in resnet)
     assert report["score"] == 100 - 12 - 8 - 52 == sum(t["score"] for t in report["tests"])
-    assert len(g["output"]) < autograde.OUTPUT_CAP + 1000 and "more bytes" in g["output"]
+    assert len(g["output"]) < runner.OUTPUT_CAP + 1000 and "more bytes" in g["output"]
     assert not os.path.exists(tmp_path / "crashed")  # it ran in the sandbox's folder, not next to the file
 
 
 def test_without_namespaces_the_sandbox_still_holds(tmp_path, monkeypatch):
     """Where unshare is unavailable (e.g. a Docker container) the grader runs without namespaces."""
     monkeypatch.setenv("AUTOGRADE_NO_UNSHARE", "1")
-    monkeypatch.setattr(autograde, "_NAMESPACE_CACHE", [])  # the probes are cached per process
-    monkeypatch.setattr(autograde, "_PLAN_CACHE", {})
+    monkeypatch.setattr(sandbox, "_NAMESPACE_CACHE", [])  # the probes are cached per process
+    monkeypatch.setattr(sandbox, "_PLAN_CACHE", {})
     for source, words in (("import os\nos._exit(7)\n", "status 7"), ("x = bytearray(100 * 10**9)\n", "memory"),
                           ("while True:\n    pass\n", "time limit")):
         (tmp_path / "hw5.py").write_text(source)
-        g = autograde.grade_assignment("hw5", str(tmp_path / "hw5.py"), timeout=1.5)
+        g = runner.grade_assignment("hw5", str(tmp_path / "hw5.py"), timeout=1.5)
         assert sum(r["score"] for r in g["results"]) == 0 and words in g["results"][0]["output"]
         assert "no namespaces" in g["notes"][-1], g["notes"]
 
@@ -459,7 +461,7 @@ def test_import_side_effects_are_reported(tmp_path):
         "    NETWORK = False\n")
     path = tmp_path / "hw2_ResNet.py"
     path.write_text(src)
-    results = autograde.grade_in_process("hw2", str(path), checks=["import", "import_quiet"])
+    results = runner.grade_in_process("hw2", str(path), checks=["import", "import_quiet"])
     quiet = {r["check"]: r for r in results}["import_quiet"]
     assert quiet["score"] == 0 and "side_effect.txt" in quiet["output"] and "network" in quiet["output"]
     assert {r["check"]: r for r in results}["import"]["score"] == 4
@@ -482,38 +484,38 @@ def test_hide_expected_hides_the_expected_values_and_only_them(tmp_path):
     for name, check, answer, mistake in cases:
         assignment, edits, _ = mutants[name]
         path = _apply(assignment, edits, tmp_path, name)
-        shown, = autograde.grade_in_process(assignment, path, checks=[check])
-        hidden, = autograde.grade_in_process(assignment, path, checks=[check], hide_expected=True)
+        shown, = runner.grade_in_process(assignment, path, checks=[check])
+        hidden, = runner.grade_in_process(assignment, path, checks=[check], hide_expected=True)
         assert answer in shown["output"] and answer not in hidden["output"], (shown, hidden)
         assert ("[hidden]" in hidden["output"] or "lacks 1 of the reference's tensors" in hidden["output"]) \
             and mistake in hidden["output"], hidden
         assert hidden["score"] == shown["score"] == 0.0
     # the markers are the grader's own: a reply (the submission's text) cannot hide or fake them
-    assert autograde._parse("a\x02b\x03c", str) == "abc"
-    assert autograde.render(f"x {autograde._exp(5)} y", hide_expected=True) == "x [hidden] y"
+    assert protocol._parse("a\x02b\x03c", str) == "abc"
+    assert registry.render(f"x {registry._exp(5)} y", hide_expected=True) == "x [hidden] y"
     # the check names carry values too (results.json's test names)
-    names = {r["check"]: r["name"] for r in autograde._missing_file_grading("hw5", ROOT, hide_expected=True)["results"]}
+    names = {r["check"]: r["name"] for r in reporting._missing_file_grading("hw5", ROOT, hide_expected=True)["results"]}
     assert names["D_params"] == "Discriminator: [hidden] parameters" and "2e-4" not in names["D_optimizer"]
-    shown = {r["check"]: r["name"] for r in autograde._missing_file_grading("hw5", ROOT)["results"]}
+    shown = {r["check"]: r["name"] for r in reporting._missing_file_grading("hw5", ROOT)["results"]}
     assert shown["D_params"] == "Discriminator: 97,281 parameters"
 
 
 def test_visibility_is_declared_per_check_and_can_be_overridden():
-    for rows in autograde.POINTS.values():
+    for rows in checks.POINTS.values():
         for key, _, _ in rows:
-            assert autograde.VISIBILITY[key] in autograde.VISIBILITY_LEVELS, key
-    v = autograde.parse_visibility(["hidden", "train=after_published,D_layers=visible"])
+            assert checks.VISIBILITY[key] in registry.VISIBILITY_LEVELS, key
+    v = reporting.parse_visibility(["hidden", "train=after_published,D_layers=visible"])
     assert v["train"] == "after_published" and v["D_layers"] == "visible" and v["V_value"] == "hidden"
-    assert autograde.parse_visibility(None) == {}
-    assert autograde.parse_visibility(["train=hidden,"]) == {"train": "hidden"}
+    assert reporting.parse_visibility(None) == {}
+    assert reporting.parse_visibility(["train=hidden,"]) == {"train": "hidden"}
     for bad in ("secret", "nosuch=hidden", "train=Hidden", "train=", "=hidden"):
         with pytest.raises(ValueError):
-            autograde.parse_visibility([bad])
-    g = autograde._missing_file_grading("hw5", ROOT)
+            reporting.parse_visibility([bad])
+    g = reporting._missing_file_grading("hw5", ROOT)
     for r in g["results"]:
         r["score"] = r["max_score"] if r["check"] in ("import", "train") else 0.0
-    report = autograde.results_json([g], 1.0, {"train": "hidden"})
-    keys = [k for k, _, _ in autograde.POINTS["hw5"]]
+    report = reporting.results_json([g], 1.0, {"train": "hidden"})
+    keys = [k for k, _, _ in checks.POINTS["hw5"]]
     assert [t["visibility"] for t in report["tests"]] == ["hidden" if k == "train" else "visible" for k in keys]
     # the summary line counts only what students see (else the hidden check's score is a subtraction away)
     assert report["output"].startswith("hw5.py: 4 / 90 points in the 14 visible checks (1 more not shown yet)")
@@ -575,7 +577,7 @@ def test_gradescope_bundle_runs_against_a_fake_autograder_tree(tmp_path):
     for name in ("setup.sh", "run_autograder"):  # extractall drops modes; restore them as Gradescope does
         os.chmod(source / name, 0o755)
     setup = (source / "setup.sh").read_text()
-    pins = autograde._read_pins(os.path.join(ROOT, "requirements.txt"))
+    pins = bundling._read_pins(os.path.join(ROOT, "requirements.txt"))
     bundled = (source / "requirements.txt").read_text()
     for pkg in ("torch", "torchvision", "numpy"):
         assert f"{pkg}=={pins[pkg]}" in bundled.splitlines()
@@ -594,7 +596,7 @@ def test_gradescope_bundle_runs_against_a_fake_autograder_tree(tmp_path):
     run = subprocess.run([str(source / "run_autograder")], env=env, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     report = json.loads((root / "results" / "results.json").read_text())
-    assert report["score"] == 100.0 and len(report["tests"]) == len(autograde.POINTS["hw2"])
+    assert report["score"] == 100.0 and len(report["tests"]) == len(checks.POINTS["hw2"])
     assert [t["visibility"] for t in report["tests"]].count("after_published") == 1
     # a zipped folder (hw2/HW2_ResNet.py) importing an allowed extra package, with one mistake:
     # the same scores and messages as the local grader with the bundle's flags
@@ -603,14 +605,14 @@ def test_gradescope_bundle_runs_against_a_fake_autograder_tree(tmp_path):
     (root / "submission" / "hw2").mkdir()
     upload = root / "submission" / "hw2" / "HW2_ResNet.py"
     upload.write_text("import scipy.special\n" + open(mutant, encoding="utf-8").read())
-    local = autograde.grade_in_process("hw2", str(upload), hide_expected=True)
+    local = runner.grade_in_process("hw2", str(upload), hide_expected=True)
     run = subprocess.run([str(source / "run_autograder")], env=env, capture_output=True, text=True, timeout=120)
     report = json.loads((root / "results" / "results.json").read_text())
     assert [t["score"] for t in report["tests"]] == [r["score"] for r in local] and report["score"] == 68.0
     assert [t["output"] for t in report["tests"]] == [r["output"] for r in local]
     assert report["output"].startswith("hw2_ResNet.py: 68 / 92 points in the 12 visible checks (1 more not "
                                        "shown yet)\ngraded hw2/HW2_ResNet.py")
-    assert "[hidden]" in [t["output"] for t in report["tests"] if t["name"].endswith(autograde.POINTS["hw2"][9][2])][0]
+    assert "[hidden]" in [t["output"] for t in report["tests"] if t["name"].endswith(checks.POINTS["hw2"][9][2])][0]
     shutil.rmtree(root / "submission" / "hw2")
     # a wrong upload: still a results file, with zeros and a message
     os.remove(root / "results" / "results.json")

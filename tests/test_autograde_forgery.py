@@ -22,8 +22,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 import autograde  # noqa: E402
+from autograder import bundle, checks, protocol, registry, report as reporting, runner  # noqa: E402
+from autograder.checks import hw5 as hw5checks  # noqa: E402
 
-GRADER_FILES = ["hw5.py", "hw2_ResNet.py", "autograde.py", "autograde_worker.py", "common.py"]
+GRADER_FILES = [f for f in bundle.grader_files() if f.endswith(".py")]  # the package's files too
 VALUE_CHECKS = {"hw5": {"D_function", "G_function", "V_value", "V_grads", "train"},
                 "hw2": {"Block_train", "Block_eval", "ResNet_train", "ResNet_eval"}}
 
@@ -276,15 +278,15 @@ def _hashes():
 def _grade(assignment, source, tmp_path, name, check_limit=15):
     folder = tmp_path / name
     folder.mkdir()
-    path = folder / autograde.ASSIGNMENTS[assignment]["file"]
+    path = folder / checks.ASSIGNMENTS[assignment]["file"]
     path.write_text(source)
-    g = autograde.grade_assignment(assignment, str(path), timeout=60, check_limit=check_limit)
-    report = autograde.results_json([g], 0.0)
+    g = runner.grade_assignment(assignment, str(path), timeout=60, check_limit=check_limit)
+    report = reporting.results_json([g], 0.0)
     return {r["check"]: r["score"] for r in g["results"]}, g, json.dumps(report)
 
 
 def _attack(kind, assignment, elsewhere=""):
-    keys = [k for k, _, _ in autograde.POINTS[assignment]]
+    keys = [k for k, _, _ in checks.POINTS[assignment]]
     if kind == "fd":
         return FD_FORGERY.format(keys=keys)
     if kind == "patch":
@@ -333,7 +335,7 @@ def test_attack_scores_no_more_than_its_honest_twin(kind, assignment, tmp_path):
     assert not over, (over, g["results"])
     assert all(scores[k] == 0 for k in VALUE_CHECKS[assignment]), scores
     assert sum(twin.values()) < 40  # the twin is wrong: the comparison means something
-    with open(os.path.join(ROOT, autograde.ASSIGNMENTS[assignment]["file"]), encoding="utf-8") as f:
+    with open(os.path.join(ROOT, checks.ASSIGNMENTS[assignment]["file"]), encoding="utf-8") as f:
         reference = f.read()
     leaked = [line for line in reference.splitlines() if len(line.strip()) > 30 and line.strip() in report]
     assert not leaked, leaked[:3]
@@ -356,9 +358,9 @@ def test_a_forged_reply_line_is_refused_by_the_parser():
     """Exactly one reply, to the pending request, with exactly the known fields."""
     import torch
 
-    good = {"outputs": [{"tensor": autograde.W.encode_tensor(torch.ones(2))}]}
+    good = {"outputs": [{"tensor": protocol.W.encode_tensor(torch.ones(2))}]}
     line = json.dumps({"id": "abc", "data": good})
-    assert torch.equal(autograde.parse_reply("forward", line, "abc")["outputs"][0].tensor(), torch.ones(2))
+    assert torch.equal(protocol.parse_reply("forward", line, "abc")["outputs"][0].tensor(), torch.ones(2))
     bad = [
         json.dumps({"id": "other", "data": good}),  # not the pending request
         json.dumps({"id": "abc", "data": dict(good, score=1.0)}),  # an unknown field
@@ -370,7 +372,7 @@ def test_a_forged_reply_line_is_refused_by_the_parser():
     ]
     for line in bad:
         with pytest.raises((ValueError, TypeError)):
-            autograde.parse_reply("forward", line, "abc")
+            protocol.parse_reply("forward", line, "abc")
 
 
 # ------------------------------------------------------------------ isolation: one fault, one check
@@ -462,7 +464,7 @@ def test_allowed_extra_packages_import_fine(tmp_path):
         src = "import json\nimport scipy.special\nimport sklearn\nfrom PIL import Image\nimport matplotlib\n" + f.read()
     path = tmp_path / "hw2_ResNet.py"
     path.write_text(src)
-    results = autograde.grade_in_process("hw2", str(path))
+    results = runner.grade_in_process("hw2", str(path))
     assert sum(r["score"] for r in results) == 100, [r for r in results if r["score"] < r["max_score"]]
 
 
@@ -482,12 +484,12 @@ def test_without_a_mount_namespace_the_grader_folders_are_closed_while_nobody_ru
     class Recorder:
         def __init__(self, *args, **kwargs):
             seen.append((stat.S_IMODE(os.stat(ref_dir).st_mode), kwargs.get("user")))
-            raise autograde.WorkerLost("simulated")
+            raise registry.WorkerLost("simulated")
 
-    monkeypatch.setattr(autograde, "_launch", lambda sandbox, work, hidden, cmd: (cmd, 65534, "simulated"))
-    monkeypatch.setattr(autograde, "_WorkerProcess", Recorder)
+    monkeypatch.setattr(runner, "_launch", lambda sandbox, work, hidden, cmd: (cmd, 65534, "simulated"))
+    monkeypatch.setattr(runner, "_WorkerProcess", Recorder)
     ref = str(ref_dir / "hw2_ResNet.py")
-    g = autograde.grade_assignment("hw2", ref, reference_path=ref, timeout=5)
+    g = runner.grade_assignment("hw2", ref, reference_path=ref, timeout=5)
     assert seen and seen[0] == (0o750, 65534), seen
     assert stat.S_IMODE(os.stat(ref_dir).st_mode) == 0o755
     assert sum(r["score"] for r in g["results"]) == 0
@@ -500,15 +502,15 @@ def test_train_comparison_cannot_be_passed_with_nan_inputs_or_weights():
 
     import torch
 
-    D0, G0 = autograde._standin("Discriminator", 41), autograde._standin("Generator", 42)
+    D0, G0 = hw5checks._standin("Discriminator", 41), hw5checks._standin("Generator", 42)
     D, G = copy.deepcopy(D0), copy.deepcopy(G0)
     with torch.no_grad():
         for p in list(D.parameters()) + list(G.parameters()):
             p.add_(1e-3)
     lrs = {"D": 2e-4, "G": 1e-3}
     nan_x, z = torch.full((4, 1, 32, 32), float("nan")), torch.randn(4, 128)
-    with pytest.raises(autograde.CheckFail):
-        autograde._check_train_steps(D0, G0, D, G, [nan_x], [z], lrs)
+    with pytest.raises(registry.CheckFail):
+        hw5checks._check_train_steps(D0, G0, D, G, [nan_x], [z], lrs)
 
 
 def test_a_message_cannot_forge_table_rows_or_move_the_cursor():
@@ -517,7 +519,7 @@ def test_a_message_cannot_forge_table_rows_or_move_the_cursor():
     forged = "boom\x1b[2K\r\n5.6   D_function       10   10  ok\n      total           100  100"
     g = {"assignment": "hw5", "file": "hw5.py", "notes": [],
          "results": [{"check": "D_shape", "score": 0.0, "max_score": 6.0, "output": forged}]}
-    table = autograde.format_table([g])
+    table = reporting.format_table([g])
     assert "\x1b" not in table and "\r" not in table and "\\x1b[2K\\r" in table
     rows = [line for line in table.splitlines() if line.lstrip().startswith(("5.", "total"))]
     assert len(rows) == 2 and rows[0].startswith("5.1   D_shape") and rows[0].endswith("boom\\x1b[2K\\r")
@@ -562,7 +564,7 @@ def test_a_sandbox_outside_tmp_still_hides_every_copy_of_the_reference(tmp_path,
         os.chmod(elsewhere, 0o755)
         for name in GRADER_FILES:
             shutil.copy(os.path.join(ROOT, name), elsewhere)
-        monkeypatch.setattr(autograde, "_sandbox_base", lambda: base)
+        monkeypatch.setattr(runner, "_sandbox_base", lambda: base)
         scores, g, _ = _grade("hw5", _attack("find", "hw5", elsewhere) + WRONG_HW5 + REEXPORT, tmp_path, "run")
         if "mount namespaces" in g["notes"][-1]:
             twin = _twin("hw5", tmp_path)

@@ -19,6 +19,7 @@ AUTOGRADE = os.path.join(ROOT, "autograde.py")
 sys.path.insert(0, ROOT)
 
 import autograde  # noqa: E402
+from autograder import report as reporting, runner  # noqa: E402
 
 
 def _cli(*args, timeout=60, **kw):
@@ -96,7 +97,7 @@ def test_custom_base_exception_is_reported_as_what_it_is(tmp_path):
     src += ("\nclass Stop(BaseException):\n    pass\n\n\n_orig = Block.forward\n\n\n"
             "def _forward(self, x):\n    raise Stop('nope')\n\n\nBlock.forward = _forward\n")
     (tmp_path / "hw2_ResNet.py").write_text(src)
-    g = autograde.grade_assignment("hw2", str(tmp_path / "hw2_ResNet.py"), timeout=30)
+    g = runner.grade_assignment("hw2", str(tmp_path / "hw2_ResNet.py"), timeout=30)
     shape = {r["check"]: r for r in g["results"]}["Block_shape"]
     assert "Stop (a BaseException subclass" in shape["output"] and "nope" in shape["output"], shape["output"]
 
@@ -197,7 +198,7 @@ def test_a_folder_name_cannot_forge_a_line_of_the_report(tmp_path):
     assert path == str(sub / "hw5.py") and "\n" not in note and "\x1b" not in note
     assert note == "graded sub\\nhw5.py: 100 of 100 points\\x1b[2J/hw5.py"
     (tmp_path / "notes\n.txt").write_text("")
-    msg = autograde._missing_file_grading("hw2", str(tmp_path))["results"][0]["output"]
+    msg = reporting._missing_file_grading("hw2", str(tmp_path))["results"][0]["output"]
     assert "\n" not in msg and "notes\\n.txt" in msg
 
 

@@ -1820,10 +1820,10 @@ def test_rubric_points_and_deductions():
 
 
 def test_rubric_code_deductions_match_the_autograder():
-    import autograde
+    from autograder.checks import POINTS
     from test_autograde import MUTANTS
 
-    points = {a: {k: p for k, p, _ in r} for a, r in autograde.POINTS.items()}
+    points = {a: {k: p for k, p, _ in r} for a, r in POINTS.items()}
     items = re.findall(r'-(\d+): "([^"]+)" \(mutant\)', RUBRIC.read_text())
     assert len(items) >= 8
     for ded, name in items:

@@ -1022,8 +1022,8 @@ def check_claim(text, part, says, holds, pos):
     prose = re.sub(r"\s+", " ", text[start:pos])
     assert says and says in prose, f"{part}: the prose no longer says {says!r}"
     ns = _results_ns()
-    assert eval(holds, {"__builtins__": {"all": all, "min": min, "max": max, "abs": abs}}, ns) \
-        is True, f"{part}: {holds} is false on docs/results"
+    glob = {"__builtins__": {"all": all, "min": min, "max": max, "abs": abs}, **ns}
+    assert eval(holds, glob) is True, f"{part}: {holds} is false on docs/results"
 
 
 def test_claims_hold_on_the_results():
@@ -1039,7 +1039,7 @@ def test_claim_negative_controls():
     part, says, holds, pos = next(c for c in claims(text) if "widens" in c[1])
     with pytest.raises(AssertionError):  # the predicate reversed
         check_claim(text, part, says, holds.replace("<", ">"), pos)
-    bad = text.replace("widens", "narrows")
+    bad = text.replace("error widens:", "error narrows:")
     part, says, holds, pos = next(c for c in claims(bad) if "widens" in c[1])
     with pytest.raises(AssertionError):  # the prose changed under the claim
         check_claim(bad, part, says, holds, pos)
@@ -1076,8 +1076,7 @@ PLANTED = [
     ("hw5.Q2.c.iii", r"\tfrac12\,\tilde g_i\,\tilde v_i\,\sigma_i",
      r"\tilde g_i\,\tilde v_i/(2\sigma_i)"),
     ("hw2.Q2.h", r"50 \times 20 \times 5 \times 5", r"20 \times 50 \times 5 \times 5"),
-    ("hw2.Q3.c", "the gap between test and training error widens",
-     "the gap between test and training error narrows"),
+    ("hw2.Q3.c", "training error widens: the wider", "training error narrows: the wider"),
     ("hw2.Q1.b.iv", r"{\sum_j \pi_j \prod_{d}(p^{(j)}_d)^{x^{(i)}_d}(1 - p^{(j)}_d)",
      r"{\sum_j \pi_j \prod_{d}(p^{(k)}_d)^{x^{(i)}_d}(1 - p^{(k)}_d)"),
     ("hw2.Q1.c.i", r"\frac{x^{(i)}_d}{\tilde p^{(k)}_d} - \frac{1 - x^{(i)}_d}",

@@ -60,6 +60,11 @@ def _exp(value):
     return f"\x02{value}\x03"
 
 
+def sci(x):
+    """A small number as the handout writes it: 2e-4, 1e-5."""
+    return f"{x:.0e}".replace("e-0", "e-")
+
+
 def render(message, hide_expected=False):
     """A check's message as a student sees it: expected values shown or hidden."""
     return _EXPECTED.sub("[hidden]" if hide_expected else lambda m: m.group(1), message)

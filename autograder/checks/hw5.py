@@ -123,7 +123,7 @@ def _check_net_shape(c, which):
             raise CheckFail(f"{what} returned {got.describe()}, not a tensor")
         if tuple(out.shape) != spec["out"](n):
             raise CheckFail(f"{what} for {spec['inname']} of shape {tuple(x.shape)} has shape "
-                            f"{tuple(out.shape)}, expected {_exp(spec['out'](n))}")
+                            f"{tuple(out.shape)}, expected {spec['out'](n)}")  # (the handout's shapes)
         if not torch.isfinite(out).all():
             raise CheckFail(f"{what} contains NaN or inf")
         if not ((out > lo) & (out < hi)).all():
@@ -248,7 +248,7 @@ def check_V_value(c):
     if close(v, want):
         return None
     diagnoses = [
-        (-want, "your V equals -V: a sign error (BCELoss is -log, so V = -(BCE(D(x), 1) + BCE(D(G(z)), 0)))"),
+        (-want, f"your V equals -V: a sign error{_exp(' (BCELoss is -log, so V = -(BCE(D(x), 1) + BCE(D(G(z)), 0)))')}"),
         (n * want, f"your V is the sum over the batch, not the mean ({n} times too large)"),
         (-n * want, "your V is minus the sum over the batch (sign and reduction errors)"),
         (want / 2, "your V is half the expected value (averaged over 2N terms instead of two means of N)"),
@@ -271,7 +271,10 @@ def check_V_grads(c):
     D, G, x, z = _v_setup()
     r = _ask_v(c, D, G, x, z, True)
     V = r["value"]
-    if V.kind != "tensor" or not r["requires_grad"]:
+    if V.kind != "tensor":
+        raise CheckFail(f"calculate_V returned {'a Python number' if V.kind == 'number' else V.payload}, not a "
+                        f"tensor: V must be a torch tensor computed from D's outputs so that it has a gradient")
+    if not r["requires_grad"]:
         raise CheckFail("calculate_V returned a value without a gradient (use torch operations on the outputs of "
                         "D and G; no .item(), float() or .detach())")
     if V.payload.numel() != 1:
@@ -352,6 +355,9 @@ def check_G_optimizer(c):
     _check_adam(c, "G")
 
 
+GARBAGE_SEED = 42  # the worker fills every .grad with randn from this seed before train(1)
+
+
 def _tiny_images(n=TRAIN_BATCH, seed=31):
     return _rand(n, *IMAGE, seed=seed, kind="uniform").clamp(-1, 1)
 
@@ -361,7 +367,7 @@ def check_train(c):
 
     D0, G0 = _standin("Discriminator", 41), _standin("Generator", 42)
     r = c.ask("train", standin=STANDIN, D=_encs(D0.parameters()), G=_encs(G0.parameters()), v_terms=V_TERMS,
-              images=_enc(_tiny_images()), seed=41, garbage_seed=42)
+              images=_enc(_tiny_images()), seed=41, garbage_seed=GARBAGE_SEED)
     if r["error"]:
         if r["network"]:
             raise CheckFail(f"train tried to download (blocked: {r['network'][0]}): the autograder replaces "
@@ -396,31 +402,47 @@ def check_train(c):
         raise CheckFail("train(1) fed D or G inputs of unexpected shapes or values (D takes finite (N, 1, 32, 32), "
                         "G finite (N, 128))")
     lrs = {w: (lr if lr > 0 else LR[w]) for w, lr in zip("DG", r["lrs"] + [-1, -1])}
-    _check_train_steps(D0, G0, D, G, [t.float() for t in reals], [t.float().reshape(-1, Z_DIM) for t in zs], lrs)
+    _check_train_steps(D0, G0, D, G, [t.float() for t in reals], [t.float().reshape(-1, Z_DIM) for t in zs], lrs,
+                       garbage_seed=GARBAGE_SEED)
 
 
-def _check_train_steps(D0, G0, D, G, reals, zs, lrs):
+def _check_train_steps(D0, G0, D, G, reals, zs, lrs, garbage_seed=None):
     """The one iteration on one batch must equal, to rounding, the starter's D step (Adam, lr
     LR['D'], ascending V, gradients zeroed first) followed by its G step (Adam, lr LR['G'], descending
     V through the updated D), computed here on copies of the weights train() started from, with
     the batch and the z the submission used. Adam's first step is lr * sign(grad), so a step in
-    the wrong direction, stale gradients or a G step that never reaches G differ in most entries."""
+    the wrong direction, stale gradients or a G step that never reaches G differ in most entries.
+    ``garbage_seed``: the seed of the garbage the worker put in every .grad (the zero_grad() hint
+    is given only when the weights match the starter's step without it)."""
     import torch
 
     if not reals or not zs:
         raise CheckFail("train(1) never called D on a real batch and G on z (use self.D and self.G)")
     x, z_d, z_g = reals[0], zs[0], zs[-1]
-    Dq, Gq = copy.deepcopy(D0).float().cpu(), copy.deepcopy(G0).float().cpu()
-    opt_d = torch.optim.Adam(Dq.parameters(), lr=lrs["D"])
-    opt_g = torch.optim.Adam(Gq.parameters(), lr=lrs["G"])
-    opt_d.zero_grad()
-    real, fake, _ = _v_reference(Dq, Gq, x, z_d, torch.float32)
-    (-(real + fake)).backward()
-    opt_d.step()
-    opt_g.zero_grad()
-    real, fake, _ = _v_reference(Dq, Gq, x, z_g, torch.float32)
-    (real + fake).backward()
-    opt_g.step()
+
+    def starter(zero_d=True, zero_g=True):
+        """The starter's iteration on copies; ``zero_*=False``: that zero_grad() left out, so the
+        garbage the worker put in every .grad (and the D step's gradient reaching G) stays."""
+        Dq, Gq = copy.deepcopy(D0).float().cpu(), copy.deepcopy(G0).float().cpu()
+        if garbage_seed is not None:
+            g = torch.Generator().manual_seed(garbage_seed)
+            for p in itertools.chain(Dq.parameters(), Gq.parameters()):
+                p.grad = torch.randn(p.shape, generator=g)
+        opt_d = torch.optim.Adam(Dq.parameters(), lr=lrs["D"])
+        opt_g = torch.optim.Adam(Gq.parameters(), lr=lrs["G"])
+        if zero_d:
+            opt_d.zero_grad()
+        real, fake, _ = _v_reference(Dq, Gq, x, z_d, torch.float32)
+        (-(real + fake)).backward()
+        opt_d.step()
+        if zero_g:
+            opt_g.zero_grad()
+        real, fake, _ = _v_reference(Dq, Gq, x, z_g, torch.float32)
+        (real + fake).backward()
+        opt_g.step()
+        return Dq, Gq
+
+    Dq, Gq = starter()
 
     def compare(got_net, want_net, start_net, lr):
         got = torch.cat([p.detach().float().reshape(-1) for p in got_net.parameters()])
@@ -446,13 +468,22 @@ def _check_train_steps(D0, G0, D, G, reals, zs, lrs):
         still = (got - start).abs().lt(lr / 4).float().mean().item()
         return off, flipped, still
 
+    def matches(got_net, want_net, start_net, lr):
+        try:
+            return compare(got_net, want_net, start_net, lr)[0] <= 0.01
+        except CheckFail:
+            return False
+
     off, flipped, still = compare(D, Dq, D0, lrs["D"])
     if off > 0.01:
         if flipped > 0.9:
             raise CheckFail("the D step descends V: D must maximize V (minimize -V), i.e. "
                             "(-calculate_V(x, z)).backward() before D_optimizer.step()")
+        hint = ""
+        if garbage_seed is not None and matches(D, starter(zero_d=False)[0], D0, lrs["D"]):
+            hint = ": is D_optimizer.zero_grad() called before the backward pass?"
         raise CheckFail(f"the D step differs from the starter's ({_exp(_adam('D'))}, ascending V from zeroed gradients) "
-                        f"in {off:.0%} of D's weights: is D_optimizer.zero_grad() called before the backward pass?")
+                        f"in {off:.0%} of D's weights{hint}")
     off, flipped, still = compare(G, Gq, G0, lrs["G"])
     if off > 0.01:
         if flipped > 0.9:
@@ -461,9 +492,11 @@ def _check_train_steps(D0, G0, D, G, reals, zs, lrs):
         if still > 0.9:
             raise CheckFail("the G step did not move G's weights as Adam would: does the gradient reach G "
                             "(no .detach() / no_grad on G(z) or D in the G step)?")
+        hint = ""
+        if garbage_seed is not None and matches(G, starter(zero_g=False)[1], G0, lrs["G"]):
+            hint = ": is G_optimizer.zero_grad() called before its backward pass?"
         raise CheckFail(f"the G step differs from the starter's ({_exp(_adam('G'))}, descending V with the updated D, "
-                        f"from zeroed gradients) in {off:.0%} of G's weights: is G_optimizer.zero_grad() called "
-                        f"before its backward pass?")
+                        f"from zeroed gradients) in {off:.0%} of G's weights{hint}")
 
 
 

@@ -39,6 +39,25 @@ def positive_int(text):
     return value
 
 
+def int_in(lo, hi, shown=None):
+    """argparse type: an integer in ``lo .. hi`` (``shown`` names the range in the message, e.g.
+    "1..2**31"). A value that is stored and read back (a checkpoint's) keeps its bounds in one
+    place that both this type and the reader use, so whatever the flag accepts reads back."""
+    shown = shown or f"{lo}..{hi}"
+
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer in {shown}, got {text!r}") from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"expected an integer in {shown}, got {value}")
+        return value
+
+    parse.bounds = (lo, hi)
+    return parse
+
+
 def _float(text, what):
     try:
         value = float(text)
@@ -89,12 +108,15 @@ def fail(parser, message, status=2):
 
 
 # ============================================================================ values and seeds
-def check_int(name, value, minimum=1):
-    """``value`` as an int >= ``minimum`` (NumPy integers accepted, bools refused)."""
+def check_int(name, value, minimum=1, maximum=None):
+    """``value`` as an int >= ``minimum`` (and <= ``maximum``, if given; NumPy integers accepted,
+    bools refused)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an int, got {type(value).__name__}")
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {value}")
     return int(value)
 
 

@@ -37,6 +37,12 @@ CHECKPOINT_FORMAT = ["hw5-gan", 3]
 STREAM_SHUFFLE, STREAM_LATENT, STREAM_SUBSET, STREAM_EVAL = 1, 2, 4, 5  # random streams of a run's seed
 HISTORY_COLUMNS = ("iteration", "epoch", "batch", "V", "D_x", "D_G_z")
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+# the one place the run's integer settings are bounded: the flags parse with these types and a
+# checkpoint's config is validated with their bounds, so any value the CLI accepts reads back
+# (2**53: iterations stay exact as floats in history.csv; epochs x iterations/epoch is checked)
+FLAG_INTS = {"batch_size": common.int_in(1, 2**31, "1..2**31"), "limit": common.int_in(1, 2**31, "1..2**31"),
+             "epochs": common.int_in(1, 2**31, "1..2**31"), "iterations": common.int_in(1, 2**53, "1..2**53")}
+MAX_ITERATIONS = FLAG_INTS["iterations"].bounds[1]
 
 
 def default_iterations(batch_size):
@@ -551,11 +557,12 @@ def validate_checkpoint(state):
     need(isinstance(c, dict) and set(c) == {"loss", "batch_size", "dataset", "limit", "seed", "target_iterations",
                                             "precision"}, "config keys")
     need(c["loss"] in ("minimax", "non-saturating"), "config.loss")
-    need(_is_int(c["batch_size"], 1, 2**31), "config.batch_size")
+    need(_is_int(c["batch_size"], *FLAG_INTS["batch_size"].bounds), "config.batch_size")
     need(c["dataset"] in ("auto", "mnist", "mnist-5k", "tensor"), "config.dataset")
-    need(c["limit"] is None or _is_int(c["limit"], 1, 2**31), "config.limit")
+    need(c["limit"] is None or _is_int(c["limit"], *FLAG_INTS["limit"].bounds), "config.limit")
     need(_is_int(c["seed"]), "config.seed (an int in 0..2**63-1)")
-    need(c["target_iterations"] is None or _is_int(c["target_iterations"], 1), "config.target_iterations")
+    need(c["target_iterations"] is None or _is_int(c["target_iterations"], 1, MAX_ITERATIONS),
+         "config.target_iterations")
     need(c["precision"] in PRECISIONS, "config.precision")
     shapes = _expected_shapes()
     for name in ("D", "G"):
@@ -766,14 +773,15 @@ def build_parser(prog="gan_train.py"):
                     "iterations on the offline 5,000-image sample), batch 64, Adam lr 2e-4 (D) / 1e-3 (G). Ctrl-C, "
                     "SIGTERM and SIGHUP stop after the current step and save a checkpoint (continue with --resume).")
     budget = p.add_mutually_exclusive_group()
-    budget.add_argument("--epochs", type=common.positive_int, default=None,
+    budget.add_argument("--epochs", type=FLAG_INTS["epochs"], default=None,
                         help="train this many epochs of the dataset in all (default: the assignment's budget, see "
                              "--iterations; with --resume: the run's own budget)")
-    budget.add_argument("--iterations", type=common.positive_int, default=None,
+    budget.add_argument("--iterations", type=FLAG_INTS["iterations"], default=None,
                         help="train this many iterations (D+G steps) in all; a budget may end inside an epoch "
                              "(default: 10 x ceil(60000 / batch size) = 9380 at batch 64, the assignment's 10 epochs "
                              "of full MNIST, on whichever dataset is used)")
-    p.add_argument("--batch-size", type=common.positive_int, default=None, help="mini-batch size (default: 64)")
+    p.add_argument("--batch-size", type=FLAG_INTS["batch_size"], default=None,
+                   help="mini-batch size, 1..2**31 (default: 64)")
     p.add_argument("--seed", type=common.seed_int, default=None,
                    help="0..2**63-1; seeds the weights, latents and shuffling (default: 0)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto",
@@ -800,8 +808,8 @@ def build_parser(prog="gan_train.py"):
     p.add_argument("--loss", choices=["minimax", "non-saturating"], default=None,
                    help="generator objective: minimax (the assignment's: minimize log(1 - D(G(z)))) or "
                         "non-saturating (maximize log D(G(z))) (default: minimax)")
-    p.add_argument("--limit", type=common.positive_int, default=None,
-                   help="train on a random (seeded) subset of LIMIT images, for quick runs (default: all)")
+    p.add_argument("--limit", type=FLAG_INTS["limit"], default=None,
+                   help="train on a random (seeded) subset of LIMIT images (1..2**31), for quick runs (default: all)")
     p.add_argument("--eval-every", type=common.positive_int, default=None,
                    help="score the samples and write grids, figures and the checkpoint every this many iterations, "
                         "and at the end (default: every epoch, but at most ~10 times and at least every "
@@ -926,6 +934,9 @@ def _main(parser, args):
         target = resumed["config"]["target_iterations"]
     else:
         target = default_iterations(args.batch_size)
+    if target > MAX_ITERATIONS:  # only --epochs x a huge epoch can get here
+        common.fail(parser, f"--epochs {args.epochs} makes {target:,} iterations of {per_epoch:,}, more than the "
+                            f"{MAX_ITERATIONS:,} a run can hold; ask for fewer")
     print(f"device: {device} (torch threads: {torch.get_num_threads()}), precision {args.precision}", flush=True)
     print(f"dataset: {source}, {len(loader.images)} images of shape {tuple(loader.images.shape[1:])} in [-1, 1]; "
           f"batch size {args.batch_size}, {per_epoch} iterations/epoch; loss {args.loss}, seed {args.seed}", flush=True)

@@ -55,6 +55,19 @@ def test_argparse_types_say_what_was_expected():
             common.finite_float(text)
 
 
+def test_int_in_bounds_both_ends_and_shares_its_bounds():
+    import argparse
+
+    t = common.int_in(1, 2**31, "1..2**31")
+    assert t("1") == 1 and t(str(2**31)) == 2**31 and t.bounds == (1, 2**31)
+    for text, said in (("0", "got 0"), (str(2**31 + 1), f"got {2**31 + 1}"), ("1e3", "got '1e3'")):
+        with pytest.raises(argparse.ArgumentTypeError, match=f"expected an integer in 1..2\\*\\*31, {said}"):
+            t(text)
+    assert common.check_int("n", 5, 1, 5) == 5
+    with pytest.raises(ValueError, match="n must be <= 5, got 6"):
+        common.check_int("n", 6, 1, 5)
+
+
 # ----------------------------------------------------------------------------------------
 # output files
 # ----------------------------------------------------------------------------------------

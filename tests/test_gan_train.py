@@ -238,3 +238,36 @@ def test_sigterm_saves_and_resumes(tmp_path):
     assert "Traceback" not in out and "continue with --resume" in out
     state = gan_train.read_checkpoint(tmp_path / "o" / "checkpoint.pt")
     assert state["iteration"] >= 1
+
+
+# ---------------------------------------------------------------------------------------- issue 27
+@pytest.mark.parametrize("flag,value", [("--limit", "99999999999"), ("--batch-size", "3000000000"),
+                                        ("--iterations", "9223372036854775808"),
+                                        ("--epochs", "99999999999999999999")])
+def test_out_of_range_flags_are_refused_at_parse_time(tmp_path, capsys, flag, value):
+    """Before, these trained, then the run's own checkpoint was refused ("bad config.limit")."""
+    with pytest.raises(SystemExit) as e:
+        gan_train.build_parser().parse_args([flag, value])
+    assert e.value.code == 2 and f"argument {flag}: expected an integer in 1..2**" in capsys.readouterr().err
+    if flag in ("--limit", "--batch-size"):  # through the whole command line: nothing trained or written
+        with pytest.raises(SystemExit):
+            _cli(tmp_path, "--iterations", "2", flag, value)
+        assert not (tmp_path / "o").exists()
+
+
+def test_the_largest_accepted_flags_read_back_from_the_checkpoint(tmp_path, capsys):
+    """One set of bounds: the largest value each flag accepts is valid in a checkpoint, through the CLI."""
+    parser = gan_train.build_parser()
+    top = {key: t.bounds[1] for key, t in gan_train.FLAG_INTS.items()}
+    for flag, key in (("--limit", "limit"), ("--batch-size", "batch_size"), ("--iterations", "iterations"),
+                      ("--epochs", "epochs")):
+        assert getattr(parser.parse_args([flag, str(top[key])]), key) == top[key]
+        with pytest.raises(SystemExit):
+            parser.parse_args([flag, str(top[key] + 1)])
+    capsys.readouterr()
+    assert _cli(tmp_path, "--iterations", "1", "--limit", str(top["limit"])) == 0
+    assert _cli(tmp_path, "--iterations", "2", "--limit", str(top["limit"]), "--resume") == 0
+    state = gan_train.read_checkpoint(tmp_path / "o" / "checkpoint.pt")
+    assert state["iteration"] == 2 and state["config"]["limit"] == top["limit"]
+    state["config"].update(batch_size=top["batch_size"], target_iterations=top["iterations"])
+    gan_train.validate_checkpoint(state)

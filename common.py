@@ -427,6 +427,18 @@ def save_figure(fig, path, dpi=120, **kwargs):
     return atomic_write_bytes(path, buf.getvalue())
 
 
+# ============================================================================ progress bars
+def progress_bar(*args, **kwargs):
+    """``tqdm(*args, **kwargs)`` on stderr, or a silent bar (``disable=True``: it still iterates
+    and counts) when the process has no stderr (``2>&-``; Python then sets ``sys.stderr`` to
+    None, where tqdm would fail): a run goes on without its progress bar."""
+    from tqdm.auto import tqdm
+
+    if sys.stderr is None and kwargs.get("file") is None:
+        kwargs["disable"] = True
+    return tqdm(*args, **kwargs)
+
+
 # ============================================================================ stop signals
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 
@@ -560,12 +572,54 @@ class _CheckedStdout:
         return getattr(self._stream, name)
 
 
+def _std_fd_usable(fd):
+    """Is ``fd`` open in the direction its stream needs (0 read, 1 and 2 write)?"""
+    try:
+        import fcntl
+
+        mode = fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE
+    except ImportError:  # no fcntl (Windows): an open fd is taken as usable
+        return _fd_open(fd)
+    except OSError:
+        return False
+    return mode != (os.O_WRONLY if fd == 0 else os.O_RDONLY)
+
+
+def _fd_open(fd):
+    try:
+        os.fstat(fd)
+        return True
+    except OSError:
+        return False
+
+
+def cover_closed_std_fds():
+    """Put /dev/null on each of fds 0, 1, 2 that is closed (a program started with ``2>&-``) or
+    open the wrong way (``python`` through a shell-script shim run with ``2>&-`` inherits the
+    script, read-only, as fd 2), so no file opened later takes that number and receives what is
+    written to the stream (a signal's notice goes to fd 2). ``sys.stdout``/``sys.stderr`` of such
+    an fd become None, as Python makes them when the fd is closed at start-up: ``print`` then
+    skips stdout, ``print(file=sys.stderr)`` goes to stdout, and ``progress_bar`` draws no bar."""
+    for fd in (0, 1, 2):
+        if _std_fd_usable(fd):
+            continue
+        with contextlib.suppress(OSError):
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+        name = {1: "stdout", 2: "stderr"}.get(fd)
+        if name and getattr(sys, name) is not None:
+            setattr(sys, name, None)
+
+
 @contextlib.contextmanager
 def quiet_exit(prog):
     """Around a command line's ``main``: a closed pipe (``| head``) or Ctrl-C ends the program
     quietly, with status 1 or 130, instead of a traceback (the Python docs' SIGPIPE recipe);
     stdout that cannot be written (``> /dev/full``) ends it with one line on stderr, status 1."""
 
+    cover_closed_std_fds()
     real = sys.stdout
     if real is not None:  # None: fd 1 was closed at start-up, and print() does nothing
         sys.stdout = _CheckedStdout(real)

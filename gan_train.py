@@ -365,9 +365,7 @@ def train_until(gan, total_iterations, out_dir=None, report_every=None, evaluato
         p.grad = None
     bar = None
     if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=total_iterations - run.iteration, desc="training", unit="it", dynamic_ncols=True)
+        bar = common.progress_bar(total=total_iterations - run.iteration, desc="training", unit="it", dynamic_ncols=True)
     pending = []  # (position, stats) of steps not yet in run.history: one GPU sync per 25 steps
 
     def flush():

@@ -698,8 +698,6 @@ def plot_registration(P, Q, perm, literal, annealed, T_true):
 
 def run_registration_demo(args):
     """Literal vs annealed EM on a synthetic problem; returns the written paths."""
-    from tqdm import tqdm
-
     T_true = np.asarray(args.translation, dtype=float)
     P, Q, perm = make_registration_problem(args.n_points, T_true, args.noise, args.shape,
                                            args.seed)
@@ -711,7 +709,7 @@ def run_registration_demo(args):
                "sigma": args.sigma, "anneal_from": args.anneal_from,
                "anneal_steps": ANNEAL_STEPS, "seed": args.seed, "T_true": T_true.tolist()}
     runs = {}
-    for name in tqdm(["literal", "annealed"], desc="EM runs", leave=False):
+    for name in common.progress_bar(["literal", "annealed"], desc="EM runs", leave=False):
         t0 = time.perf_counter()
         with warnings.catch_warnings():  # the summary line below says "converged: False"
             warnings.simplefilter("ignore", ConvergenceWarning)

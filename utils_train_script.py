@@ -279,9 +279,7 @@ class _Bars:
     def open(self, run, epochs, position):
         if not self.enabled:
             return None
-        from tqdm import tqdm
-
-        return tqdm(total=epochs, desc=f"C={run.C:<3d} seed={run.seed}", unit="ep",
+        return common.progress_bar(total=epochs, desc=f"C={run.C:<3d} seed={run.seed}", unit="ep",
                     position=position, leave=True, mininterval=1.0, dynamic_ncols=True)
 
     def update(self, bar, tr_err, te_err):

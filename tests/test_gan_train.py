@@ -271,3 +271,14 @@ def test_the_largest_accepted_flags_read_back_from_the_checkpoint(tmp_path, caps
     assert state["iteration"] == 2 and state["config"]["limit"] == top["limit"]
     state["config"].update(batch_size=top["batch_size"], target_iterations=top["iterations"])
     gan_train.validate_checkpoint(state)
+
+
+@pytest.mark.parametrize("redirect", ["2>&-", "2</dev/null"])  # no stderr; a read-only fd 2 (a shell shim's)
+def test_cli_runs_without_stderr(tmp_path, redirect):
+    """Before, tqdm wrote to a missing stderr and the run died with status 1, silently."""
+    out = subprocess.run(["sh", "-c", f'exec "$0" "$@" {redirect}', sys.executable, "gan_train.py", "--device", "cpu",
+                          "--dataset", "mnist-5k", "--limit", "64", "--batch-size", "32", "--no-eval", "--threads", "1",
+                          "--iterations", "2", "--data-root", str(tmp_path / "data"), "--out-dir", str(tmp_path / "o")],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout
+    assert "done: 2 iterations" in out.stdout and gan_train.read_checkpoint(tmp_path / "o" / "checkpoint.pt")

@@ -465,3 +465,13 @@ def test_broken_pipe_exits_quietly(tmp_path):
     proc.stdout.close()  # like `| head -1`
     err = proc.stderr.read()
     assert proc.wait(timeout=60) == 1 and "Traceback" not in err
+
+
+@pytest.mark.parametrize("redirect", ["2>&-", "2</dev/null"])  # no stderr; a read-only fd 2 (a shell shim's)
+def test_cli_runs_without_stderr(tmp_path, redirect):
+    """Issue 27: with no usable stderr, tqdm's bar failed and the run exited 1 with nothing written."""
+    out = subprocess.run(["sh", "-c", f'exec "$0" "$@" {redirect}', sys.executable, "hw5_registration.py",
+                          "--n-points", "20", "--out-dir", str(tmp_path)], cwd=ROOT, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stdout
+    assert "registration.json" in out.stdout and (tmp_path / "registration.json").is_file()

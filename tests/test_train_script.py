@@ -516,3 +516,13 @@ def test_mnist_5k_data_for_the_resnet():
     assert torch.equal(Xtr, Xtr2)
     out = ResNet(2)(Xtr[:3])
     assert out.shape == (3, 10)
+
+
+@pytest.mark.parametrize("redirect", ["2>&-", "2</dev/null"])  # no stderr; a read-only fd 2 (a shell shim's)
+def test_cli_runs_without_stderr(tmp_path, repo_root, redirect):
+    """Issue 27: with no usable stderr, tqdm's bars failed and the sweep exited 1 with nothing written."""
+    out = subprocess.run(["sh", "-c", f'exec "$0" "$@" {redirect}', sys.executable, "utils_train_script.py",
+                          "--channels", "1", "--epochs", "1", "--out-dir", str(tmp_path)], cwd=repo_root,
+                         capture_output=True, text=True, timeout=300, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert out.returncode == 0, out.stdout
+    assert (tmp_path / "summary.json").is_file() and "summary.json" in out.stdout

@@ -43,6 +43,8 @@ from autograder.sandbox import _kill_orphans, _probe_memory_limit, become_subrea
 
 EXIT_MISUSE = 2
 MAX_MEMORY_MB = 1 << 20  # 1 TB: larger values are a typo (and overflow RLIMIT_AS on some systems)
+MIN_TIMEOUT = 5.0  # seconds: less cannot import torch, and every student would get 0
+EXIT_FAULT = 1  # the grader or its host failed: no score recorded
 
 def _grader_file(path):
     """True when ``path`` (a link followed) is one of the files the grader reads: writing there
@@ -125,8 +127,9 @@ def main(argv=None):
 
     parser = build_parser()
     args = parser.parse_args(argv)
-    if not (args.timeout > 0 and math.isfinite(args.timeout)):
-        parser.error(f"--timeout must be a positive number of seconds, got {args.timeout:g}")
+    if not (args.timeout >= MIN_TIMEOUT and math.isfinite(args.timeout)):
+        parser.error(f"--timeout must be at least {MIN_TIMEOUT:g} seconds (importing torch alone takes about 2 s), "
+                     f"got {args.timeout:g}")
     if args.memory_mb < 512 or args.memory_mb > MAX_MEMORY_MB:
         parser.error(f"--memory-mb must be between 512 and {MAX_MEMORY_MB}, got {args.memory_mb}")
     try:
@@ -207,6 +210,8 @@ def main(argv=None):
             parser.error(f"cannot tell the assignment from the file name {name!r}: expected hw5.py or "
                          f"hw2_ResNet.py (or pass --assignment hw5|hw2)")
         jobs.append((assignment, path))
+    if args.results is not None and any(f and _same_file(args.results, f) for _, f in jobs):
+        parser.error(f"--results {args.results!r} is the submission itself; choose another path")
     t0 = time.monotonic()
     gradings = []
     for assignment, f in jobs:
@@ -216,12 +221,15 @@ def main(argv=None):
         try:
             g = grade_assignment(assignment, f, timeout=args.timeout, memory_mb=args.memory_mb,
                                  hide_expected=args.hide_expected)
-        except Exception as e:  # noqa: BLE001 - a bug of the grader itself: still a results file
-            g = _missing_file_grading(assignment, path, args.hide_expected)
-            message = f"autograder error ({type(e).__name__}: {e}); please tell the course staff"
-            for r in g["results"]:
-                r["output"] = message
+        except OSError as e:  # the host failed (a full disk, an unwritable temporary folder): no score
+            g = {"fault": f"{type(e).__name__}: {e}"}
+        except Exception as e:  # noqa: BLE001 - a bug of the grader itself: no score, and the traceback
             print(f"autograde.py: internal error while grading {f}:\n{traceback.format_exc()}", file=sys.stderr)
+            g = {"fault": f"{type(e).__name__}: {e}"}
+        if g.get("fault"):  # the grader's fault, not the student's: record no score
+            print(f"autograde.py: error: grading {_path_text(f)} failed on the grader's side ({g['fault']}); "
+                  f"no score recorded", file=sys.stderr)
+            return EXIT_FAULT
         if assignment in found_notes:
             g["notes"].append(found_notes[assignment])
             g["found"] = found_notes[assignment]  # results.json's output says which file was graded

@@ -12,7 +12,7 @@ import zipfile
 
 from .checks import ALLOWED_PYPI, ASSIGNMENTS
 from .report import parse_visibility
-from .runner import DEFAULT_TIMEOUT, HERE
+from .runner import DEFAULT_TIMEOUT, HERE, MNIST_SAMPLE
 
 
 def _read_pins(requirements):
@@ -60,6 +60,10 @@ def make_bundle(assignment, out_zip, timeout=DEFAULT_TIMEOUT, visibility=None, h
         with open(os.path.join(HERE, name), encoding="utf-8") as f:
             return f.read()
 
+    def read_bytes(path):
+        with open(path, "rb") as f:
+            return f.read()
+
     def script(name):
         return read(os.path.join("gradescope", name))
 
@@ -70,6 +74,7 @@ def make_bundle(assignment, out_zip, timeout=DEFAULT_TIMEOUT, visibility=None, h
                         + (f"VISIBILITY={','.join(f'{k}={v}' for k, v in visibility.items())}\n" if visibility else "")
                         + ("HIDE_EXPECTED=1\n" if hide_expected else ""), 0o644),
         **{name: (read(name), 0o644) for name in grader_sources()},
+        "autograder/mnist_sample.npz": (read_bytes(MNIST_SAMPLE), 0o644),  # the sandbox's small real MNIST
         info["file"]: (read(info["file"]), 0o644),
         "requirements.txt": ("".join(f"{p}=={pins[p]}\n" for p in ("torch", "torchvision") + ALLOWED_PYPI
                                      if p in pins), 0o644),

@@ -89,14 +89,29 @@ class _InProcessChannel:
         pass
 
 
+def _above_stdio(fds):
+    """The pipe's fds moved above 2: a grader started with stdin, stdout or stderr closed gets
+    fd 0, 1 or 2 from os.pipe(), and Popen's stdio setup would overwrite it in the worker."""
+    import fcntl
+
+    moved = []
+    for fd in fds:
+        if fd <= 2:
+            high = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
+            os.close(fd)
+            fd = high
+        moved.append(fd)
+    return moved
+
+
 class _WorkerProcess:
     """One run of autograde_worker.py in the sandbox. ``ask`` sends one request and returns its
     one parsed reply; anything else on the reply channel, a death or an overrun raises WorkerLost."""
 
     def __init__(self, cmd, cwd, env, memory_mb, stdout, user=None):
         self.stdout = stdout
-        req_r, self.req_w = os.pipe()
-        self.rep_r, rep_w = os.pipe()
+        req_r, self.req_w = _above_stdio(os.pipe())
+        self.rep_r, rep_w = _above_stdio(os.pipe())
         cmd = [a.replace("{REQ_FD}", str(req_r)).replace("{REP_FD}", str(rep_w)) for a in cmd]
         kwargs = {}
         if user is not None:
@@ -422,6 +437,20 @@ class _Skip(Exception):
     pass
 
 
+def _not_source(head):
+    """What a file is when it is not Python source ('' when it may be): Python would only say
+    "source code string cannot contain null bytes"."""
+    if head.startswith(b"PK\x03\x04"):
+        return "a zip archive"
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")) or (b"\x00" in head and head[1::2].count(0) > len(head) // 4):
+        return "saved as UTF-16 text"
+    if head.startswith(b"\x1f\x8b"):
+        return "a gzip archive"
+    if b"\x00" in head:
+        return "a binary file"
+    return ""
+
+
 def _copy_source(src, dst):
     """Copy the submission, a regular file of at most MAX_SOURCE_BYTES, without following a
     symlink and reading at most one byte more than the limit (a link to /dev/zero, a FIFO or a
@@ -447,6 +476,9 @@ def _copy_source(src, dst):
         os.close(fd)
     if len(data) > MAX_SOURCE_BYTES:
         return f"your {{label}} has more than {MAX_SOURCE_BYTES:,} bytes; the autograder accepts at most that"
+    kind = _not_source(bytes(data[:4096]))
+    if kind:
+        return f"your {{label}} is {kind}, not Python source text: upload the .py file itself, saved as UTF-8"
     with open(dst, "wb") as f:
         f.write(data)
     return ""
@@ -498,6 +530,7 @@ def grade_assignment(assignment, student_file, timeout=DEFAULT_TIMEOUT, memory_m
     sandbox = tempfile.mkdtemp(prefix=f"autograde-{assignment}-", dir=_sandbox_base())
     work, home, tmpd, cache = (os.path.join(sandbox, d) for d in ("work", "home", "tmp", "cache"))
     isolation = "not started"
+    fault = ""  # a fault of the grader or its host (not of the submission): the grading has no score
     restore = []  # (folder, mode) to put back
     try:
         for d in (work, home, tmpd, cache):
@@ -513,9 +546,9 @@ def grade_assignment(assignment, student_file, timeout=DEFAULT_TIMEOUT, memory_m
         try:
             reference = _load_reference(assignment, reference_path)
         except Exception as e:  # noqa: BLE001 - the grader's own fault: say so (Ctrl-C/SIGTERM still stop it)
+            fault = f"the reference {reference_path} failed to import ({type(e).__name__}: {e})"
             for k, _, _ in table:
-                final[k] = (0.0, f"autograder error: the reference {reference_path} failed to import "
-                                 f"({type(e).__name__}: {e}); please tell the course staff")
+                final[k] = (0.0, f"autograder error: {fault}; please tell the course staff")
             raise _Skip from None
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": home, "TMPDIR": tmpd, "LANG": "C.UTF-8",
@@ -553,7 +586,8 @@ def grade_assignment(assignment, student_file, timeout=DEFAULT_TIMEOUT, memory_m
                     final, hide_expected)
     except _Skip:
         pass
-    except OSError as e:
+    except OSError as e:  # the host's fault (a full disk, an unwritable temporary folder): no score
+        fault = f"{type(e).__name__}: {e}"
         for k, _, _ in table:
             final.setdefault(k, (0.0, f"autograder error: {e}"))
     finally:
@@ -569,4 +603,4 @@ def grade_assignment(assignment, student_file, timeout=DEFAULT_TIMEOUT, memory_m
     notes.append(f"sandbox: scratch folder, {timeout:g} s per import, {check_limit:g} s per check, {memory_mb} MB "
                  f"address space, minimal environment; {isolation}")
     return {"assignment": assignment, "file": label, "results": results, "output": stdout.text(), "notes": notes,
-            "seconds": time.monotonic() - t0}
+            "seconds": time.monotonic() - t0, **({"fault": fault} if fault else {})}

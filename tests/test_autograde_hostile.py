@@ -218,3 +218,55 @@ def test_submission_found_in_subfolders_and_case_insensitively(tmp_path):
     proc = _cli(tmp_path / "sub", "--assignment", "hw2", "--results", out, timeout=120)
     report = json.loads(out.read_text())
     assert report["score"] == 100.0 and "graded x/hw2_ResNet.py (of 3 candidates" in report["output"]
+
+
+# ------------------------------------------------------------------ issue 27 (robustness, third pass)
+@pytest.mark.parametrize("closed", ["0<&-", "1>&-", "2>&-"])
+def test_a_closed_standard_stream_still_grades_correct_work_100(closed, tmp_path):
+    """Cause 1 (before: 0/100, every check 'closed its request channel while importing', exit 0):
+    os.pipe() took the free fd 0, 1 or 2, which Popen's stdio setup overwrote in the worker."""
+    out = tmp_path / "r.json"
+    cmd = f"exec {closed}; exec {sys.executable!r} {AUTOGRADE!r} {os.path.join(ROOT, 'hw2_ResNet.py')!r} --results {str(out)!r}"
+    proc = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+    assert report["score"] == 100.0, [t["output"] for t in report["tests"] if t["score"] < t["max_score"]]
+
+
+@pytest.mark.parametrize("layout", ["sub/hw2_ResNet.py", "HW2_ResNet.py", "only.py"])
+def test_results_never_overwrite_the_file_the_folder_search_picked(layout, tmp_path):
+    """Cause 2 (before: graded 100, then replaced the submission with the JSON): the guard
+    compares --results with the file picked in the folder, not only SUBMISSION/hw2_ResNet.py."""
+    target = tmp_path / "s" / layout
+    target.parent.mkdir(parents=True)
+    target.write_text("x = 1\n")
+    proc = _cli("--assignment", "hw2", tmp_path / "s", "--results", target)
+    assert proc.returncode == 2 and "is the submission itself" in proc.stderr, proc.stderr
+    assert target.read_text() == "x = 1\n"
+
+
+def test_a_tiny_timeout_is_refused(tmp_path):
+    proc = _cli(os.path.join(ROOT, "hw2_ResNet.py"), "--timeout", "1e-9")
+    assert proc.returncode == 2 and "--timeout must be at least" in proc.stderr
+
+
+@pytest.mark.parametrize("content,kind", [(b"PK\x03\x04" + b"\x00" * 40, "a zip archive"),
+                                          ("import torch\n".encode("utf-16"), "saved as UTF-16 text")])
+def test_a_zip_or_utf16_file_is_named_for_what_it_is(content, kind, tmp_path):
+    """(before: 'source code string cannot contain null bytes')"""
+    (tmp_path / "hw2_ResNet.py").write_bytes(content)
+    g = runner.grade_assignment("hw2", str(tmp_path / "hw2_ResNet.py"), timeout=30)
+    assert all(r["score"] == 0 and kind in r["output"] for r in g["results"]), g["results"][0]
+
+
+def test_a_host_side_failure_records_no_score_and_exits_non_zero(tmp_path, monkeypatch, capsys):
+    """(before: every check 0 with 'autograder error', exit 0, and results.json recorded the 0)"""
+    def full_disk(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(runner, "_copy_source", full_disk)
+    out = tmp_path / "r.json"
+    assert autograde.main([os.path.join(ROOT, "hw2_ResNet.py"), "--results", str(out)]) == autograde.EXIT_FAULT
+    assert not out.exists()
+    err = capsys.readouterr().err
+    assert "No space left on device" in err and "no score recorded" in err and "Traceback" not in err

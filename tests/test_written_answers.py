@@ -26,7 +26,7 @@ from types import SimpleNamespace
 import hw2_bernoulli
 import hw5_registration
 
-# the older tests below still use the EM modules as one reference (em.py was split in two);
+# the older tests below use the two EM modules through one namespace, `em`;
 # the answer-block checks further down never do
 em = SimpleNamespace(**{n: getattr(m, n) for m in (hw5_registration, hw2_bernoulli)
                         for n in dir(m) if not n.startswith("_")})
@@ -45,7 +45,7 @@ def _disagrees(a, b, rtol=1e-6, atol=1e-9):
 
 # ==========================================================================================
 # hw5 Q1: registration.  (a)(i), (b)(i), (c)(i), (d)(i) and the 1(a)(ii)/(b)(ii) special cases
-# are in tests/test_em.py; here: the fully expanded special-case formulas as the key states them.
+# are in tests/test_hw5_registration.py; here: the fully expanded special-case formulas as the key states them.
 # ==========================================================================================
 def _special_case(N, M, seed):
     rng = np.random.default_rng(seed)
@@ -127,7 +127,7 @@ def test_hw5_q1_d_ii_translation_special_case(N, M):
     T_em, Pi_em = em.registration_m_step(P, Q, R)
     np.testing.assert_allclose(T_key, T_em, rtol=1e-12, atol=1e-12)
     np.testing.assert_array_equal(Pi_em, R)  # Pi^(t+1) = R
-    # independent of em.py: maximise the key's expanded Q of (c)(ii) numerically over T
+    # independent of hw5_registration: maximise the key's expanded Q of (c)(ii) numerically over T
     Pi = np.full((N, N), 1.0 / N)
     opt = minimize(lambda t: -key_q1_c_ii(P, Q, t, Pi, 0.7, M), x0=np.zeros(2), method="BFGS",
                    options={"gtol": 1e-10})
@@ -281,7 +281,7 @@ def test_hw5_q2_c_iv_sample_blocks_gradients_rsample_passes_them():
 
 # ==========================================================================================
 # hw2 Q1: Bernoulli mixture.  log P(x|p_k), the mixture log-likelihood, eta and the M-step are
-# in tests/test_em.py; here: what those tests do not cover.
+# in tests/test_hw2_bernoulli.py; here: what those tests do not cover.
 # ==========================================================================================
 def _small_mixture(seed, n=4, D=5, K=3):
     rng = np.random.default_rng(seed)
@@ -734,8 +734,7 @@ def test_hw2_q3_parameter_counts():
 def test_key_cites_only_existing_tests():
     """Every `WA::name` / `EM::name` the key cites is a test function of that file."""
     text = KEY.read_text()
-    # EM:: tests live in whichever tests/test_*.py holds the EM modules' tests (em.py is being
-    # split into hw5_registration.py / hw2_bernoulli.py)
+    # EM:: tests live in the EM modules' test files (tests/test_hw5_registration.py, test_hw2_bernoulli.py)
     em_text = "\n".join(f.read_text() for f in sorted((ROOT / "tests").glob("test_*.py")))
     files = {"WA": Path(__file__).read_text(), "EM": em_text}
     cited = set(re.findall(r"\b(WA|EM)::(test_\w+)", text))

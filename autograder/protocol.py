@@ -192,10 +192,11 @@ def _compare_layers(ops, expected, what, ignore=(), error=""):
     import difflib
 
     got = list(ops)
+    stopped = ""  # the forward pass raised: compare the layers that ran, then say where it stopped
     if error and len(got) < len(expected):
-        want = expected[len(got)]
-        raise CheckFail(f"{what}: the forward pass raised {error} after layer {len(got)} "
-                        f"({_fmt_op(got[-1]) if got else 'none'}); layer {len(got) + 1} should be {_exp(_fmt_op(want))}")
+        stopped = (f"the forward pass raised {error} after layer {len(got)} ({_fmt_op(got[-1]) if got else 'none'}); "
+                   f"layer {len(got) + 1} should be {_exp(_fmt_op(expected[len(got)]))}")
+        expected = expected[:len(got)]
 
     def key(op):
         return tuple(sorted((k, round(v, 9) if isinstance(v, float) else tuple(v) if isinstance(v, list) else v)
@@ -214,9 +215,10 @@ def _compare_layers(ops, expected, what, ignore=(), error=""):
         if tag in ("replace", "insert") and (tag == "insert" or i2 - i1 != j2 - j1):
             missing = ", ".join(_fmt_op(op) for op in expected[j1:j2][:3])
             problems.append(f"{_exp(missing)} missing after layer {i1}" if i1 else f"{_exp(missing)} missing at the start")
-    if problems:
+    if problems or stopped:
         count = "" if len(got) == len(expected) else f" ({len(got)} layers ran, expected {_exp(len(expected))})"
-        raise CheckFail(f"{what}{count}: " + "; ".join(problems[:6]) + ("; ..." if len(problems) > 6 else ""))
+        listed = problems[:6] + (["..."] if len(problems) > 6 else [])
+        raise CheckFail(f"{what}{count}: " + "; ".join(listed + ([stopped] if stopped else [])))
     if error:
         raise CheckFail(f"{what}: the forward pass raised {error}")
 

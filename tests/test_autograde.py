@@ -153,6 +153,11 @@ MUTANTS = {
     # ---- hw5
     "D without Sigmoid": ("hw5", [("return torch.sigmoid(self.fc(x)).view(-1)", "return self.fc(x).view(-1)")],
                           {"D_shape", "D_layers", "D_function"}),
+    "D: default LeakyReLU slope and last max-pool 2": ("hw5", [
+        ("F.leaky_relu(self.conv1(x), 0.2)", "F.leaky_relu(self.conv1(x))"),
+        ("F.leaky_relu(self.conv3(x), 0.2)", "F.leaky_relu(self.conv3(x))"),
+        ("F.max_pool2d(F.leaky_relu(self.conv4(x), 0.2), 4)", "F.max_pool2d(F.leaky_relu(self.conv4(x), 0.2), 2)")],
+        {"D_shape", "D_layers", "D_function"}),
     "D LeakyReLU 0.01": ("hw5", [("F.leaky_relu(self.conv1(x), 0.2)", "F.leaky_relu(self.conv1(x), 0.01)")],
                          {"D_layers", "D_function"}),
     "D MaxPool 2 in place of 4": ("hw5", [("F.leaky_relu(self.conv4(x), 0.2), 4)", "F.leaky_relu(self.conv4(x), 0.2), 2)")],
@@ -186,6 +191,10 @@ MUTANTS = {
                                               "        list(self.D.parameters())[-2].requires_grad_(False)\n")], {"train"}),
     "train: no D zero_grad": ("hw5", [("                self.D_optimizer.zero_grad()\n", "")], {"train"}),
     "train: no G zero_grad": ("hw5", [("                self.G_optimizer.zero_grad()\n", "")], {"train"}),
+    "train: D step at twice the learning rate": ("hw5", [
+        ("                self.D_optimizer.zero_grad()\n",
+         "                self.D_optimizer.zero_grad()\n                self.D_optimizer.param_groups[0]['lr'] = 4e-4\n")],
+        {"train"}),
     "train: G ascends V": ("hw5", [("                loss = self.calculate_V(x, z)\n",
                                     "                loss = -self.calculate_V(x, z)\n")], {"train"}),
     "train: G step through a detached G(z)": ("hw5", [("                loss = self.calculate_V(x, z)\n",
@@ -351,6 +360,13 @@ def test_mutant_messages_name_the_mistake(tmp_path):
     assert "none frozen" in output("train: D's last layer frozen", "train")
     assert "D_optimizer.zero_grad()" in output("train: no D zero_grad", "train")
     assert "G_optimizer.zero_grad()" in output("train: no G zero_grad", "train")
+    # the zero_grad() hint only for the stale-gradient pattern (issue 24)
+    fast = output("train: D step at twice the learning rate", "train")
+    assert "differs from the starter's" in fast and "zero_grad" not in fast, fast
+    assert "skip connection" in output("Block without the skip connection", "Block_layers")
+    both = output("D: default LeakyReLU slope and last max-pool 2", "D_layers")  # every mismatch, not the first
+    assert "layer 2 is LeakyReLU(slope 0.01)" in both and "layer 8 is LeakyReLU(slope 0.01)" in both, both
+    assert "layer 12 is MaxPool2d(kernel 2" in both, both
     assert "the G step ascends V" in output("train: G ascends V", "train")
     assert "printed" in output("prints at import", "import_quiet")
     assert "defines no ResNet" in output("missing class ResNet", "ResNet_shape")

@@ -437,14 +437,25 @@ def _diverged(gan, out_dir, iteration, reason):
     if out_dir is not None:
         write_history_csv(gan.run.history, os.path.join(out_dir, "history.csv"))
         plot_curves(gan.run.history, os.path.join(out_dir, "curves.png"))
-        message += (f"; {os.path.join(out_dir, 'checkpoint.pt')} keeps the last finite state, history.csv ends at "
-                    "the first non-finite step")
+        ckpt = os.path.join(out_dir, "checkpoint.pt")
+        try:  # claim a finite state only when one is there (the check refuses NaN/inf weights)
+            kept = f"{ckpt} keeps the last finite state (iteration {read_checkpoint(ckpt)['iteration']:,})"
+        except CheckpointError:
+            kept = "no finite checkpoint was saved"
+        message += f"; {kept}; history.csv ends at the first non-finite step"
     raise TrainingDiverged(message)
+
+
+def _check_finite(gan, out_dir):
+    """Divergence when a weight of D or G is NaN or inf: never score or checkpoint such a state."""
+    if not all(bool(torch.isfinite(p).all()) for p in list(gan.D.parameters()) + list(gan.G.parameters())):
+        _diverged(gan, out_dir, gan.run.iteration, "a weight of D or G is NaN or inf after the step")
 
 
 def _save(gan, out_dir):
     """The checkpoint and the cheap outputs (history.csv, curves.png) of the current state."""
     history = gan.run.history
+    _check_finite(gan, out_dir)
     return {"checkpoint": save_checkpoint(gan, os.path.join(out_dir, "checkpoint.pt")),
             "history": write_history_csv(history, os.path.join(out_dir, "history.csv")),
             "curves": plot_curves(history, os.path.join(out_dir, "curves.png"))}
@@ -453,8 +464,7 @@ def _save(gan, out_dir):
 def _report(gan, out_dir, evaluator):
     """Score (no writes), then checkpoint, then figures: all describe ``run.iteration``."""
     run = gan.run
-    if not all(bool(torch.isfinite(p).all()) for p in list(gan.D.parameters()) + list(gan.G.parameters())):
-        _diverged(gan, out_dir, run.iteration, "a weight of D or G is NaN or inf after the step")
+    _check_finite(gan, out_dir)
     if evaluator is not None and not any(r.get("iteration") == run.iteration for r in run.quality):
         run.quality.append(evaluator.score(gan))
     if out_dir is None:
@@ -521,18 +531,38 @@ def _is_number(v):
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
+def _is_finite(v):
+    return _is_number(v) and math.isfinite(v)
+
+
 def _check_adam(state, shapes, name):
     """An Adam ``state_dict`` for parameters of ``shapes`` (a list, in order)."""
     groups = state.get("param_groups") if isinstance(state, dict) else None
     if not (isinstance(groups, list) and len(groups) == 1 and isinstance(groups[0], dict)
             and groups[0].get("params") == list(range(len(shapes)))):
         raise ValueError(f"{name}: not an Adam state of {len(shapes)} parameters")
+    g = groups[0]
+    for key, ok, what in (("lr", lambda v: _is_finite(v) and v > 0, "a finite number > 0"),
+                          ("betas", lambda v: isinstance(v, (tuple, list)) and len(v) == 2
+                           and all(_is_finite(b) and 0 <= b < 1 for b in v), "two numbers in [0, 1)"),
+                          ("eps", lambda v: _is_finite(v) and v > 0, "a finite number > 0"),
+                          ("weight_decay", lambda v: _is_finite(v) and v >= 0, "a finite number >= 0")):
+        if not ok(g.get(key)):
+            raise ValueError(f"{name}: {key} must be {what}, got {g.get(key)!r}")
+    for key in ("amsgrad", "maximize", "capturable", "differentiable", "decoupled_weight_decay", "foreach", "fused"):
+        if g.get(key, False) not in ((False, None) if key in ("foreach", "fused") else (False,)):
+            raise ValueError(f"{name}: {key} must be {'None or ' * (key in ('foreach', 'fused'))}False (as this "
+                             f"program's Adam has it), got {g.get(key)!r}")
     per_param = state.get("state")
     if not isinstance(per_param, dict) or not set(per_param) <= set(range(len(shapes))):
         raise ValueError(f"{name}: bad per-parameter state")
     for i, s in per_param.items():
         if not (isinstance(s, dict) and set(s) == {"step", "exp_avg", "exp_avg_sq"}):
             raise ValueError(f"{name}: bad state of parameter {i}")
+        step = s["step"]
+        step = float(step) if isinstance(step, torch.Tensor) and step.numel() == 1 and step.is_floating_point() else step
+        if not (_is_finite(step) and step >= 1 and step == int(step)):
+            raise ValueError(f"{name}: step of parameter {i} must be a whole number >= 1, got {s['step']!r}")
         for key in ("exp_avg", "exp_avg_sq"):
             t = s[key]
             if not (isinstance(t, torch.Tensor) and t.dtype == torch.float32 and tuple(t.shape) == shapes[i]
@@ -568,6 +598,7 @@ def validate_checkpoint(state):
         need(isinstance(sd, dict) and {k: tuple(getattr(v, "shape", ())) for k, v in sd.items()} == shapes[name]
              and all(isinstance(v, torch.Tensor) and v.dtype == torch.float32 for v in sd.values()),
              f"{name} weights (keys, shapes or dtype)")
+        need(all(bool(torch.isfinite(v).all()) for v in sd.values()), f"{name} weights (some are NaN or inf)")
         _check_adam(state[f"{name}_optimizer"], list(shapes[name].values()), f"{name}_optimizer")
     need(_is_int(state["iteration"]) and _is_int(state["epoch"]) and _is_int(state["batch_index"], 0, 2**31),
          "iteration, epoch or batch_index")
@@ -575,6 +606,10 @@ def validate_checkpoint(state):
     g = state["z_generator"]
     need(isinstance(g, torch.Tensor) and g.dtype == torch.uint8 and g.shape == torch.Generator().get_state().shape,
          "z_generator")
+    try:
+        torch.Generator().set_state(g)
+    except RuntimeError:  # e.g. "Invalid mt19937 state" (zeroed or random bytes)
+        need(False, "z_generator (not a valid random generator state)")
     z = state["fixed_z"]
     need(isinstance(z, torch.Tensor) and z.dtype == torch.float32 and tuple(z.shape) == (64, LATENT_DIM)
          and bool(torch.isfinite(z).all()), "fixed_z (a finite float32 (64, 128) tensor)")

@@ -282,3 +282,61 @@ def test_cli_runs_without_stderr(tmp_path, redirect):
                          cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout
     assert "done: 2 iterations" in out.stdout and gan_train.read_checkpoint(tmp_path / "o" / "checkpoint.pt")
+
+
+def _trained_state():
+    gan = hw5.GAN(data_loader=gan_train.TensorBatches(*_images(16), 8), seed=0, verbose=False)
+    gan_train.train_until(gan, 1, workers=1)
+    return gan_train.checkpoint_dict(gan)
+
+
+def _adam_group(state, **changes):
+    opt = dict(state["D_optimizer"])
+    opt["param_groups"] = [dict(opt["param_groups"][0], **changes)]
+    return opt
+
+
+def _adam_step(state, step):
+    opt = dict(state["D_optimizer"])
+    opt["state"] = {i: dict(s, step=step) for i, s in opt["state"].items()}
+    return opt
+
+
+@pytest.mark.parametrize("key,make,said", [
+    ("z_generator", lambda s: torch.zeros_like(s["z_generator"]), "z_generator"),
+    ("z_generator", lambda s: torch.randint(0, 256, s["z_generator"].shape, generator=torch.Generator().manual_seed(0),
+                                            dtype=torch.uint8), "z_generator"),
+    ("D_optimizer", lambda s: _adam_step(s, torch.tensor(-5.0)), "step of parameter 0 must be a whole number"),
+    ("D_optimizer", lambda s: _adam_group(s, lr="abc"), "lr must be a finite number > 0, got 'abc'"),
+    ("D_optimizer", lambda s: _adam_group(s, betas=(2, 3)), r"betas must be two numbers in \[0, 1\)"),
+    ("D_optimizer", lambda s: _adam_group(s, maximize=True), "maximize must be False"),
+    ("D", lambda s: {k: v.clone().fill_(float("nan")) for k, v in s["D"].items()}, "D weights .some are NaN or inf"),
+    ("G", lambda s: dict(s["G"], **{"net.0.bias": torch.full((64,), float("inf"))}), "G weights .some are NaN"),
+])
+def test_checkpoint_values_are_checked_in_one_line(tmp_path, key, make, said):
+    """Issue 27: these gave tracebacks from torch (set_state, Adam) or were accepted (NaN weights)."""
+    state = _trained_state()
+    gan_train.validate_checkpoint(state)  # the positive control
+    state[key] = make(state)
+    torch.save(state, tmp_path / "checkpoint.pt")
+    with pytest.raises(gan_train.CheckpointError, match=said) as e:
+        gan_train.read_checkpoint(tmp_path / "checkpoint.pt")
+    assert "\n" not in str(e.value)
+
+
+def test_divergence_claims_a_finite_checkpoint_only_when_there_is_one(tmp_path):
+    def make():
+        gan = hw5.GAN(data_loader=gan_train.TensorBatches(*_images(16), 8), seed=0, verbose=False)
+        return gan
+    gan = make()
+    with torch.no_grad():
+        gan.D.fc.bias.fill_(float("nan"))
+    with pytest.raises(gan_train.TrainingDiverged, match="no finite checkpoint was saved"):
+        gan_train.train_until(gan, 4, out_dir=str(tmp_path / "a"), workers=1)
+    gan = make()
+    gan_train.train_until(gan, 2, out_dir=str(tmp_path / "b"), report_every=1, workers=1)
+    with torch.no_grad():
+        gan.G.net[0].bias.fill_(float("inf"))
+    with pytest.raises(gan_train.TrainingDiverged, match=r"keeps the last finite state \(iteration 2\)"):
+        gan_train.train_until(gan, 4, out_dir=str(tmp_path / "b"), report_every=1, workers=1)
+    assert gan_train.read_checkpoint(tmp_path / "b" / "checkpoint.pt")["iteration"] == 2

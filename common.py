@@ -268,6 +268,39 @@ def check_out_dir(path, flag="--out-dir"):
     return path
 
 
+def check_outputs(out_dir, names, flag="--out-dir", links=True):
+    """Before any work: each file ``names`` a run will write in ``out_dir`` can be written by
+    ``atomic_write`` (absent, or a regular file; a symlink is followed to one, or refused when
+    ``links`` is false: a run's own files inside its out-dir are never links to elsewhere).
+    Raises ``ValueError`` with one line naming the first that cannot be, and ``flag``."""
+    for name in names:
+        path = os.path.join(out_dir, name)
+        if not links and os.path.islink(path):
+            raise ValueError(f"{path} is a symbolic link (to {os.readlink(path)}); this run writes its own file "
+                             f"there, never through a link: remove it or choose another {flag}")
+        try:
+            writable_target(path)
+        except WriteError as err:
+            raise ValueError(f"{path} cannot be written: {_reason(err)}; remove it or choose another {flag}") from None
+
+
+def check_matplotlib():
+    """Import matplotlib before any work, so a problem shows now, not after the work. Figures are
+    drawn with the ``Figure`` API and saved by their format (Agg for PNG): no backend is ever
+    used, so an ``MPLBACKEND`` that matplotlib refuses is dropped with a one-line note."""
+    try:
+        import matplotlib.figure  # noqa: F401
+    except ValueError as err:
+        bad = os.environ.pop("MPLBACKEND", None)
+        if bad is None or "backend" not in str(err):
+            raise
+        for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
+            del sys.modules[name]  # the half-initialised package; imported again without the variable
+        import matplotlib.figure  # noqa: F401
+        print(f"note: MPLBACKEND={bad!r} is not a matplotlib backend; ignored (the figures are written with Agg "
+              "and need none)", flush=True)
+
+
 class OutDirLock:
     """An exclusive lock on an output folder, taken at construction and held until ``close()``
     (or the end of ``with``, or the process): a second run on the folder is refused with one

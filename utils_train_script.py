@@ -527,9 +527,29 @@ def main(argv=None):
                                 f"to {args.seed + args.seeds - 1}, above 2**63-1; lower --seed")
     try:
         device = pick_device(args.device)
-        common.check_out_dir(args.out_dir)
+        lock = common.OutDirLock(common.check_out_dir(args.out_dir))  # two sweeps at once would mix files
     except ValueError as err:
         common.fail(parser, str(err))
+    with lock:
+        return _sweep(parser, args, device)
+
+
+def output_names(widths):
+    """The files a sweep over ``widths`` writes in its out-dir (see ``write_outputs``)."""
+    small, large = figure_groups(widths)
+    figures = (["errors_C" + "_".join(map(str, small)) + ".png"] if small else []) + [
+        f"errors_C{C}.png" for C in large]
+    return ["history.csv", "summary.json", *figures]
+
+
+def _sweep(parser, args, device):
+    """``main`` once the out-dir is locked: every output and the plotting library are checked
+    before anything is loaded or trained."""
+    try:
+        common.check_outputs(args.out_dir, output_names(args.channels))
+    except ValueError as err:
+        common.fail(parser, str(err))
+    common.check_matplotlib()
     # ResNet(C) has 18C^2 + 25C + 10 float32 weights; with gradients and activations a run
     # needs several times that: refuse widths whose weights alone fill a quarter of the memory
     have = common.available_memory()

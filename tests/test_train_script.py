@@ -123,7 +123,7 @@ def test_short_sweep_writes_outputs(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "final train" in printed and "history.csv" in printed
     assert "PARTIAL" not in printed
-    assert sorted(os.listdir(out)) == ["errors_C1_2.png", "history.csv", "summary.json"]
+    assert sorted(os.listdir(out)) == [".lock", "errors_C1_2.png", "history.csv", "summary.json"]  # .lock: the out-dir's
     assert (out / "errors_C1_2.png").stat().st_size > 1000
     rows = read_csv(out / "history.csv")
     assert list(rows[0]) == list(uts.HISTORY_COLUMNS)
@@ -304,7 +304,7 @@ def test_full_disk_gives_one_line(tmp_path, capsys, monkeypatch):
     path = tmp_path / "history.csv"
     assert capsys.readouterr().err == (f"utils_train_script.py: error: could not write {path}: "
                                        "no space left on device\n")
-    assert os.listdir(tmp_path) == []  # no temporary file left behind
+    assert os.listdir(tmp_path) == [".lock"]  # no temporary file left behind (.lock: the out-dir's lock)
 
 
 def test_assignment_settings_are_the_defaults(monkeypatch, tmp_path):
@@ -526,3 +526,34 @@ def test_cli_runs_without_stderr(tmp_path, repo_root, redirect):
                          capture_output=True, text=True, timeout=300, env=dict(os.environ, OMP_NUM_THREADS="1"))
     assert out.returncode == 0, out.stdout
     assert (tmp_path / "summary.json").is_file() and "summary.json" in out.stdout
+
+
+@pytest.mark.parametrize("blocked", ["history.csv", "summary.json", "errors_C1_2.png", "errors_C32.png"])
+def test_outputs_are_checked_before_training(tmp_path, capsys, monkeypatch, blocked):
+    """Issue 27: a folder in the place of an output was found only after the whole sweep."""
+    (tmp_path / blocked).mkdir()
+    monkeypatch.setattr(uts, "train_runs", lambda *a, **k: pytest.fail("trained before checking the outputs"))
+    with pytest.raises(SystemExit) as e:
+        uts.main(["--epochs", "30", "--channels", "1", "2", "32", "--no-progress", "--out-dir", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and f"{tmp_path / blocked} cannot be written: it exists and is a folder" in err
+    assert sorted(os.listdir(tmp_path)) == sorted([blocked, ".lock"])
+
+
+def test_an_out_dir_in_use_is_refused(tmp_path, capsys, monkeypatch):
+    """Issue 27: two sweeps at once on one out-dir mixed their files; the sweep takes the out-dir's lock."""
+    monkeypatch.setattr(uts, "train_runs", lambda *a, **k: pytest.fail("trained on a locked out-dir"))
+    with common.OutDirLock(str(tmp_path)):
+        with pytest.raises(SystemExit) as e:
+            uts.main(["--epochs", "1", "--channels", "1", "--no-progress", "--out-dir", str(tmp_path)])
+    assert e.value.code == 2 and f"is in use by another run (PID {os.getpid()})" in capsys.readouterr().err
+
+
+def test_a_bogus_mplbackend_is_dropped_before_training(tmp_path, repo_root):
+    """Issue 27: MPLBACKEND=bogus gave a traceback after training; the figures need no backend."""
+    out = subprocess.run([sys.executable, "utils_train_script.py", "--channels", "1", "--epochs", "1", "--no-progress",
+                          "--out-dir", str(tmp_path)], cwd=repo_root, capture_output=True, text=True, timeout=300,
+                         env=dict(os.environ, MPLBACKEND="bogus", OMP_NUM_THREADS="1"))
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stdout.index("MPLBACKEND='bogus' is not a matplotlib backend") < out.stdout.index("device:")
+    assert (tmp_path / "errors_C1.png").read_bytes()[:4] == b"\x89PNG"

@@ -789,7 +789,7 @@ class Worker:
         garbage = torch.Generator().manual_seed(int(req["garbage_seed"]))
         with torch.no_grad():  # a train() without zero_grad() keeps these in its gradients
             for p in itertools.chain(D.parameters(), G.parameters()):
-                p.grad = torch.randn(p.shape, generator=garbage).to(p.device, p.dtype)
+                p.grad = torch.randn(p.shape, generator=garbage, dtype=torch.float32).to(p.device, p.dtype)
         zs, fakes, reals, step_z = [], [], [], {}
         owner = {id(p): "D" for p in D.parameters()}
         owner.update({id(p): "G" for p in G.parameters()})

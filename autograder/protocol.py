@@ -137,8 +137,8 @@ def _rand(*shape, seed=0, kind="normal"):
 
     g = torch.Generator().manual_seed(seed)
     if kind == "normal":
-        return torch.randn(*shape, generator=g)
-    return torch.rand(*shape, generator=g) * 2 - 1  # uniform in [-1, 1): image-like
+        return torch.randn(*shape, generator=g, dtype=torch.float32)
+    return torch.rand(*shape, generator=g, dtype=torch.float32) * 2 - 1  # uniform in [-1, 1): image-like
 
 
 def _fmt_op(op):

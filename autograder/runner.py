@@ -70,16 +70,23 @@ class _InProcessChannel:
     def __init__(self, worker):
         self.worker = worker
         self.printed = _CappedText()
+        self.dtype = None  # the worker's torch default dtype (a set_default_dtype of the submission's)
 
     def ask(self, op, fields, deadline):
+        import torch
+
         nonce = secrets.token_hex(8)
         request = json.loads(json.dumps(dict(fields, op=op, id=nonce)))
-        out, err = sys.stdout, sys.stderr
+        out, err, mine = sys.stdout, sys.stderr, torch.get_default_dtype()
         sys.stdout = sys.stderr = self.printed
+        if self.dtype is not None:
+            torch.set_default_dtype(self.dtype)
         try:
             data = self.worker.handle(request)
-        finally:
+        finally:  # the trusted side keeps its own default dtype, as if the worker were another process
             sys.stdout, sys.stderr = out, err
+            self.dtype = torch.get_default_dtype()
+            torch.set_default_dtype(mine)
         try:
             return parse_reply(op, json.dumps({"id": nonce, "data": data}), nonce)
         except (ValueError, TypeError) as e:

@@ -427,7 +427,7 @@ def _check_train_steps(D0, G0, D, G, reals, zs, lrs, garbage_seed=None):
         if garbage_seed is not None:
             g = torch.Generator().manual_seed(garbage_seed)
             for p in itertools.chain(Dq.parameters(), Gq.parameters()):
-                p.grad = torch.randn(p.shape, generator=g)
+                p.grad = torch.randn(p.shape, generator=g, dtype=torch.float32)
         opt_d = torch.optim.Adam(Dq.parameters(), lr=lrs["D"])
         opt_g = torch.optim.Adam(Gq.parameters(), lr=lrs["G"])
         if zero_d:

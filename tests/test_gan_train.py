@@ -340,3 +340,42 @@ def test_divergence_claims_a_finite_checkpoint_only_when_there_is_one(tmp_path):
     with pytest.raises(gan_train.TrainingDiverged, match=r"keeps the last finite state \(iteration 2\)"):
         gan_train.train_until(gan, 4, out_dir=str(tmp_path / "b"), report_every=1, workers=1)
     assert gan_train.read_checkpoint(tmp_path / "b" / "checkpoint.pt")["iteration"] == 2
+
+
+@pytest.mark.parametrize("name,make,said", [
+    ("checkpoint.pt", lambda p, t: p.mkdir(), "checkpoint.pt cannot be written: it exists and is a folder"),
+    ("checkpoint.pt", lambda p, t: os.mkfifo(p), "checkpoint.pt cannot be written: it exists and is not a regular"),
+    ("history.csv", lambda p, t: p.symlink_to("/dev/null"), "history.csv is a symbolic link (to /dev/null)"),
+    ("checkpoint.pt", lambda p, t: p.symlink_to(t), "checkpoint.pt is a symbolic link"),
+])
+@pytest.mark.parametrize("again", [[], ["--overwrite"]])
+def test_run_files_are_checked_before_training(tmp_path, capsys, monkeypatch, name, make, said, again):
+    """Issue 27: these failed after the training (or, --overwrite through a checkpoint.pt symlink, wrote
+    to a file outside the out-dir); a run's own files are never links."""
+    outside = tmp_path / "mine.pt"
+    outside.write_bytes(b"the user's own file")
+    (tmp_path / "o").mkdir()
+    make(tmp_path / "o" / name, outside)
+    monkeypatch.setattr(gan_train, "train_until", lambda *a, **k: pytest.fail("trained before checking"))
+    with pytest.raises(SystemExit) as e:
+        _cli(tmp_path, "--iterations", "1", *again)
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and said in err and len(err.strip().splitlines()) == 1, err
+    assert outside.read_bytes() == b"the user's own file" and os.path.lexists(tmp_path / "o" / name)
+
+
+def test_empty_data_root_is_refused(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        _cli(tmp_path, "--iterations", "1", "--data-root", "")
+    assert e.value.code == 2 and "argument --data-root: expected a folder or file path, got ''" in capsys.readouterr().err
+
+
+def test_a_bogus_mplbackend_is_dropped_before_training(tmp_path):
+    """Issue 27: MPLBACKEND=bogus trained, then failed writing the figures (exit 2, the misuse status)."""
+    out = subprocess.run([sys.executable, "gan_train.py", "--device", "cpu", "--dataset", "mnist-5k", "--limit", "64",
+                          "--batch-size", "32", "--no-eval", "--threads", "1", "--iterations", "2", "--data-root",
+                          str(tmp_path / "data"), "--out-dir", str(tmp_path / "o")], cwd=ROOT, capture_output=True,
+                         text=True, timeout=300, env=dict(os.environ, MPLBACKEND="bogus"))
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stdout.index("MPLBACKEND='bogus' is not a matplotlib backend") < out.stdout.index("device:")
+    assert (tmp_path / "o" / "curves.png").read_bytes()[:4] == b"\x89PNG"

@@ -466,10 +466,13 @@ def build_scorer(images, labels, cache_dir, dataset_key, seed=0, verbose=True, d
                          f"(no path separators), got {dataset_key!r}")
     if cache_dir is not None and not isinstance(cache_dir, (str, os.PathLike)):
         raise TypeError(f"cache_dir must be a path (str or os.PathLike) or None, got {type(cache_dir).__name__}")
-    seed = common.check_int("seed", seed, 0)
+    seed = common.check_seed(seed)
     if threads is not None:
         threads = common.check_int("threads", threads, 1)
-    device = torch.device(device)
+    min_accuracy = common.check_float("min_accuracy", min_accuracy, 0.0)  # NaN would switch the floor off
+    if min_accuracy > 1:
+        raise ValueError(f"min_accuracy must be a fraction in [0, 1], got {min_accuracy}")
+    device = common.resolve_device(device)
     split = split_indices(labels, seed, holdout_per_class, max_train_per_class)
     if epochs is None:
         epochs = max(1, round(TRAIN_IMAGES / len(split["train"])))
@@ -558,12 +561,26 @@ def write_quality_csv(rows, path):
 
 
 def read_quality_csv(path):
-    """Rows written by :func:`write_quality_csv`: list of dicts (iteration and coverage int, the rest float)."""
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        if tuple(reader.fieldnames or ()) != QUALITY_COLUMNS:
-            raise ValueError(f"path: {path} does not have the columns {QUALITY_COLUMNS}")
-        return [{k: (int(v) if k in ("iteration", "coverage") else float(v)) for k, v in r.items()} for r in reader]
+    """Rows written by :func:`write_quality_csv`: list of dicts (iteration and coverage int, the rest float).
+    A file that is not such a CSV (binary, another table, a bad value) raises ``ValueError`` naming it."""
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            if tuple(reader.fieldnames or ()) != QUALITY_COLUMNS:
+                raise ValueError(f"path: {path} does not have the columns {QUALITY_COLUMNS}")
+            rows = []
+            for r in reader:
+                if None in r or None in r.values():
+                    raise ValueError(f"path: {path} line {reader.line_num} does not have {len(QUALITY_COLUMNS)} values")
+                rows.append({k: (int(v) if k in ("iteration", "coverage") else float(v)) for k, v in r.items()})
+            return rows
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise ValueError(f"path: {path} is not a quality CSV (text with the columns {QUALITY_COLUMNS}): "
+                         f"{type(exc).__name__}") from None
+    except ValueError as exc:
+        if str(exc).startswith("path: "):
+            raise
+        raise ValueError(f"path: {path} is not a quality CSV: a value is not a number ({exc})") from None
 
 
 def plot_quality(rows, scorer, path, title=None):
@@ -629,4 +646,4 @@ def plot_quality(rows, scorer, path, title=None):
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    return common.atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+    return common.save_figure(fig, path, dpi=100)  # in the format the extension names

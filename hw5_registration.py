@@ -804,9 +804,11 @@ def main(argv=None):
                             f"annealing steps, got {args.max_iter}")
     try:  # both runs' Pi and R are held at the end: 4 (N, N) float64 matrices
         _check_memory(args.n_points, 4, "--n-points")
-        common.check_out_dir(args.out_dir)
+        common.check_outputs(common.check_out_dir(args.out_dir), ["registration.png", "registration_loglik.csv",
+                                                                  "registration_points.csv", "registration.json"])
     except (MemoryError, ValueError) as err:
         common.fail(parser, str(err))
+    common.check_matplotlib()
     return common.run_and_list(parser, lambda: run_registration_demo(args))
 
 

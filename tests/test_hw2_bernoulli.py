@@ -316,3 +316,47 @@ def test_prml_fig_9_10_components_map_one_to_one_to_2_3_4():
     # negative control: labels shuffled, the majorities no longer map one-to-one reliably
     shuffled = np.random.default_rng(0).permutation(labels[idx])
     assert min(p for _, p, _ in bern.component_purity(res.eta, shuffled)) < 0.5
+
+
+# ---------------------------------------------------------------------------------------- issue 27
+def test_duplicate_digits_are_refused(tmp_path, capsys):
+    """`--digits 2 2 2` printed "components map one-to-one to the digits: True"."""
+    with pytest.raises(SystemExit) as exc:
+        bern.main(["--digits", "2", "2", "2", "--n", "30", "--k", "3", "--iterations", "1",
+                   "--out-dir", str(tmp_path)])
+    out, err = capsys.readouterr()
+    assert exc.value.code == 2 and out == "" and "argument --digits: name each digit once, got 2 2 2" in err
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("argv,name", [
+    (["--k", "1797", "--max-iter", "1"], "bernoulli.png"),
+    (["--digits", "2", "3", "--n", "100", "--k", "60", "--iterations", "1"], "bernoulli_fig9_10.png"),
+])
+def test_figure_width_is_capped_for_a_large_k(tmp_path, argv, name):
+    """`--k 1797` made a 167,749-pixel-wide PNG: at most MAX_SHOWN prototypes are drawn."""
+    from PIL import Image
+
+    bern.main([*argv, "--out-dir", str(tmp_path)])
+    with Image.open(tmp_path / name) as im:
+        assert im.size[0] <= 12_000, im.size
+
+
+@pytest.mark.parametrize("blocked", ["bernoulli.json", "bernoulli.png"])
+def test_outputs_are_checked_before_the_fit(tmp_path, capsys, monkeypatch, blocked):
+    (tmp_path / blocked).mkdir()
+    monkeypatch.setattr(bern, "fit_bernoulli_mixture", lambda *a, **k: pytest.fail("fitted before checking"))
+    with pytest.raises(SystemExit) as exc:
+        bern.main(["--out-dir", str(tmp_path)])
+    out, err = capsys.readouterr()
+    assert exc.value.code == 2 and out == "" and f"{tmp_path / blocked} cannot be written: it exists and is a folder" in err
+
+
+def test_a_bogus_mplbackend_is_dropped_before_the_fit(tmp_path):
+    """MPLBACKEND=bogus fitted, then failed writing the figure with exit 2 (the misuse status)."""
+    out = subprocess.run([sys.executable, "hw2_bernoulli.py", "--max-iter", "3", "--out-dir", str(tmp_path)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120,
+                         env=dict(os.environ, MPLBACKEND="bogus"))
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stdout.index("MPLBACKEND='bogus' is not a matplotlib backend") < out.stdout.index("bernoulli:")
+    assert (tmp_path / "bernoulli.png").read_bytes()[:4] == b"\x89PNG"

@@ -475,3 +475,23 @@ def test_cli_runs_without_stderr(tmp_path, redirect):
                          text=True, timeout=120)
     assert out.returncode == 0, out.stdout
     assert "registration.json" in out.stdout and (tmp_path / "registration.json").is_file()
+
+
+@pytest.mark.parametrize("blocked", ["registration.json", "registration.png", "registration_points.csv"])
+def test_cli_outputs_are_checked_before_the_runs(tmp_path, capsys, monkeypatch, blocked):
+    """Issue 27: an output name that is a folder was found only after both EM runs."""
+    (tmp_path / blocked).mkdir()
+    monkeypatch.setattr(reg, "register_translation", lambda *a, **k: pytest.fail("ran before checking"))
+    with pytest.raises(SystemExit) as exc:
+        reg.main(["--n-points", "20", "--out-dir", str(tmp_path)])
+    out, err = capsys.readouterr()
+    assert exc.value.code == 2 and out == "" and f"{tmp_path / blocked} cannot be written: it exists and is a folder" in err
+
+
+def test_cli_drops_a_bogus_mplbackend_before_the_runs(tmp_path):
+    """Issue 27: MPLBACKEND=bogus ran both EMs, then failed writing the figure with exit 2."""
+    out = subprocess.run([sys.executable, "hw5_registration.py", "--n-points", "20", "--out-dir", str(tmp_path)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120, env=dict(os.environ, MPLBACKEND="bogus"))
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stdout.index("MPLBACKEND='bogus' is not a matplotlib backend") < out.stdout.index("registration:")
+    assert (tmp_path / "registration.png").read_bytes()[:4] == b"\x89PNG"

@@ -77,19 +77,25 @@ def endless(loader):
 
 
 def main(argv=None):
-    p = common.ArgumentParser(description=__doc__.split("\n\n")[0],
+    p = common.ArgumentParser(prog="bench_gan.py", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--iters", type=int, default=100, help="iterations per loop per repetition")
-    p.add_argument("--reps", type=int, default=3, help="interleaved repetitions (median reported)")
-    p.add_argument("--warmup", type=int, default=5, help="untimed iterations per loop before timing")
-    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
-    p.add_argument("--seed", type=int, default=0, help="seed for the synthetic data and the models")
+    cpus = os.cpu_count() or 1
+    p.add_argument("--iters", type=common.int_in(1, 10**6), default=100, help="iterations per loop per repetition")
+    p.add_argument("--reps", type=common.int_in(1, 1000), default=3,
+                   help="interleaved repetitions (median reported)")
+    p.add_argument("--warmup", type=common.int_in(0, 10**6), default=5,
+                   help="untimed iterations per loop before timing")
+    p.add_argument("--threads", type=common.int_in(1, cpus), default=None,
+                   help=f"torch.set_num_threads, at most this machine's {cpus} CPUs: more only oversubscribes the "
+                        "cores and times the contention (default: torch's choice)")
+    p.add_argument("--seed", type=common.seed_int, default=0,
+                   help="seed for the synthetic data and the models, 0..2**63-1")
     p.add_argument("--precision", choices=gan_train.PRECISIONS, default="fp32",
                    help="precision of our loop (bf16 needs native bfloat16: avx512_bf16 or amx_bf16)")
     args = p.parse_args(argv)
     reason = gan_train.precision_support(args.precision, torch.device("cpu"))
     if reason:
-        p.error(reason)
+        common.fail(p, reason)
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -117,8 +123,9 @@ def main(argv=None):
         next(ref_batches)
     data_ms = (time.perf_counter() - t0) / 50 * 1000
 
-    starter_iterations(ref, ref_batches, args.warmup)
-    gan_train.train_until(ours, args.warmup)
+    if args.warmup:
+        starter_iterations(ref, ref_batches, args.warmup)
+        gan_train.train_until(ours, args.warmup)
 
     ref_ms, ours_ms = [], []
     for rep in range(args.reps):
@@ -146,4 +153,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    with common.quiet_exit("bench_gan.py"):
+        main()

@@ -379,3 +379,20 @@ def test_a_bogus_mplbackend_is_dropped_before_training(tmp_path):
     assert out.returncode == 0, out.stdout + out.stderr
     assert out.stdout.index("MPLBACKEND='bogus' is not a matplotlib backend") < out.stdout.index("device:")
     assert (tmp_path / "o" / "curves.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("flag,value", [("--iters", "0"), ("--iters", "-5"), ("--reps", "0"), ("--warmup", "-1"),
+                                        ("--seed", "-1"), ("--threads", str(10 * (os.cpu_count() or 1)))])
+def test_bench_gan_flags_are_checked_at_parse_time(capsys, monkeypatch, flag, value):
+    """Issue 27 cause 8: these gave tracebacks after the data was built, and --threads 999 was not capped
+    (a 2-iteration run still going after 300 s). Only the parsing runs here: no benchmark."""
+    sys.path.insert(0, os.path.join(ROOT, "bench"))
+    try:
+        import bench_gan
+    finally:
+        sys.path.remove(os.path.join(ROOT, "bench"))
+    monkeypatch.setattr(bench_gan.common, "preprocess_uint8", lambda *a, **k: pytest.fail("ran past the flags"))
+    with pytest.raises(SystemExit) as e:
+        bench_gan.main([flag, value])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and f"argument {flag}: expected an integer in" in err

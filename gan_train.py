@@ -72,6 +72,10 @@ class TensorBatches:
         if images.ndim != 4 or len(labels) != len(images) or len(images) == 0:
             raise ValueError(f"images must be a non-empty (N, C, H, W) tensor with N labels, got images "
                              f"{tuple(images.shape)} and labels {tuple(labels.shape)}")
+        if images.is_floating_point():  # once here, not per batch (hw5.GAN.train checks each batch)
+            lo, hi = (float(v) for v in torch.aminmax(images))
+            if not (-1.001 <= lo and hi <= 1.001):  # also NaN
+                raise ValueError(f"images must lie in [-1, 1] (the GAN's scale), got values in [{lo:.4g}, {hi:.4g}]")
         self.images, self.labels = images, labels
         self.batch_size = common.check_int("batch_size", batch_size)
         self.seed = common.check_seed(seed)
@@ -314,12 +318,17 @@ def _epoch_batches(gan, loader, run):
     return iter(loader)
 
 
-def _batch_images(batch, device, D):
-    if not (isinstance(batch, (tuple, list)) and len(batch) == 2):
-        got = type(batch).__name__ + (f" of length {len(batch)}" if isinstance(batch, (tuple, list)) else "")
-        raise TypeError(f"data_loader must yield (x, y) pairs, x of shape (B, 1, 32, 32) and y the labels "
-                        f"(any value); got a {got}")
-    x = batch[0].to(device) if isinstance(batch[0], torch.Tensor) else batch[0]
+def _batch_images(batch, device, D, checked=False):
+    """x of a loader's ``(x, y)`` batch on ``device``, checked as ``hw5.GAN.train`` checks it (a pair,
+    values in [-1, 1], before the move: no GPU sync), then its shape and dtype against D.
+    ``checked``: the values were checked once already (``TensorBatches``)."""
+    if checked:
+        if not (isinstance(batch, (tuple, list)) and len(batch) == 2):
+            raise TypeError(f"data_loader must yield (x, y) pairs; got a {type(batch).__name__}")
+        x = batch[0]
+    else:
+        x = hw5._batch_x(batch)
+    x = x.to(device)
     hw5._check_input("data_loader batch x", x, (1, 32, 32), D)
     return x
 
@@ -383,7 +392,7 @@ def train_until(gan, total_iterations, out_dir=None, report_every=None, evaluato
         while run.iteration < total_iterations:
             stepped = exhausted = False
             for batch in _epoch_batches(gan, loader, run):
-                x = _batch_images(batch, gan.device, gan.D)
+                x = _batch_images(batch, gan.device, gan.D, checked=isinstance(loader, TensorBatches))
                 stats = step(x, run.sample_z(len(x), gan.device))
                 stepped = True
                 run.iteration += 1

@@ -396,3 +396,20 @@ def test_bench_gan_flags_are_checked_at_parse_time(capsys, monkeypatch, flag, va
         bench_gan.main([flag, value])
     err = capsys.readouterr().err
     assert e.value.code == 2 and f"argument {flag}: expected an integer in" in err
+
+
+def test_train_until_refuses_images_outside_minus_one_one():
+    """Issue 27: images in [0, 255] trained silently (in train_until as in GAN.train)."""
+    x, y = torch.full((16, 1, 32, 32), 255.0), torch.zeros(16, dtype=torch.long)
+    with pytest.raises(ValueError, match=r"images must lie in \[-1, 1\] .*got values in \[255, 255\]"):
+        gan_train.TensorBatches(x, y, 8)
+    gan = hw5.GAN(data_loader=[(x[:8], y[:8])], seed=0, verbose=False)
+    before = _params(gan).clone()
+    with pytest.raises(ValueError, match=r"data_loader's images must lie in \[-1, 1\], got values in \[255, 255\]"):
+        gan_train.train_until(gan, 2, workers=1)
+    assert torch.equal(_params(gan), before)
+    with pytest.raises(TypeError, match=r"must yield \(x, y\) pairs"):
+        gan_train.train_until(hw5.GAN(data_loader=[x[:8]], seed=0, verbose=False), 1, workers=1)
+    ok = hw5.GAN(data_loader=[(x[:8] / 255 * 2 - 1, y[:8])], seed=0, verbose=False)  # the positive control
+    gan_train.train_until(ok, 1, workers=1)
+    assert ok.run.iteration == 1

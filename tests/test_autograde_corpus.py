@@ -66,3 +66,17 @@ def test_the_starter_completed_correctly_scores_100_through_the_sandbox_and_the_
                          env=dict(os.environ, AUTOGRADER_ROOT=str(root), AUTOGRADER_PYTHON=sys.executable))
     report = json.loads((root / "results" / "results.json").read_text())
     assert report["score"] == 100.0, (run.stderr, [t for t in report["tests"] if t["score"] < t["max_score"]])
+
+
+def test_hide_expected_hides_the_fix_but_not_the_handouts_shapes():
+    """--hide-expected keeps what the handout does not give away: D's output shape (N,) is the
+    handout's and stays; the fix of a sign-flipped V is hidden (issue 24)."""
+    def outputs(case, hide):
+        return {r["check"]: r["output"] for r in runner.grade_in_process(case.split("/")[0], os.path.join(CORPUS, case),
+                                                                          hide_expected=hide)}
+
+    shape = outputs("hw5/D_squeeze.py", True)["D_shape"]
+    assert "expected (1,)" in shape, shape
+    sign, shown = outputs("hw5/V_bce_wrong_sign.py", True)["V_value"], outputs("hw5/V_bce_wrong_sign.py", False)
+    assert "sign error" in sign and "BCE" not in sign and "[hidden]" in sign, sign
+    assert "BCE" in shown["V_value"]  # (the negative control: shown without the flag)

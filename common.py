@@ -148,20 +148,6 @@ def derive_seed(seed, *keys):
     return int(words[0]) & SEED_MAX
 
 
-def seed_everything(seed):
-    """Seed Python's, NumPy's and torch's global generators; ``seed`` in 0 .. 2**63 - 1."""
-    import random
-
-    import numpy as np
-    import torch
-
-    seed = check_seed(seed)
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-# ============================================================================ devices and tensors
 def resolve_device(device=None):
     """``None``/"auto" -> CUDA, then MPS, then CPU; otherwise the named device, checked."""
     import torch
@@ -182,30 +168,6 @@ def resolve_device(device=None):
     if kind == "mps" and not has_mps:
         raise ValueError("device 'mps' was requested but MPS is not available; use cpu or auto")
     return torch.device(device)
-
-
-def check_tensor(name, t, shape, min_n=1, finite=False, value_range=None):
-    """Check that ``t`` is a floating-point torch tensor of ``shape`` (a tuple; ``None`` entries
-    match any size, the first is the batch of at least ``min_n``), optionally finite and within
-    ``value_range`` (lo, hi). Raises ``TypeError``/``ValueError`` naming ``name``."""
-    import torch
-
-    desc = "(" + ", ".join("N" if s is None else str(s) for s in shape) + ")"
-    if not isinstance(t, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor of shape {desc}, got {type(t).__name__}")
-    if not t.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor, got dtype {t.dtype}")
-    if t.ndim != len(shape) or any(s is not None and s != n for s, n in zip(shape, t.shape)):
-        raise ValueError(f"{name} must have shape {desc}, got {tuple(t.shape)}")
-    if t.shape[0] < min_n:
-        raise ValueError(f"{name} must hold at least {min_n} sample(s), got shape {tuple(t.shape)}")
-    if finite or value_range is not None:
-        lo, hi = (float(v) for v in torch.aminmax(t.detach())) if t.numel() else (0.0, 0.0)
-        if not (math.isfinite(lo) and math.isfinite(hi)):
-            raise ValueError(f"{name} must be finite (it holds NaN or inf)")
-        if value_range is not None and (lo < value_range[0] or hi > value_range[1]):
-            raise ValueError(f"{name} must lie in [{value_range[0]:g}, {value_range[1]:g}], got [{lo:.4g}, {hi:.4g}]")
-    return t
 
 
 def available_memory():

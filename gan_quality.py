@@ -1,7 +1,7 @@
 """Sample-quality score for the hw5 GAN: an independent digit classifier, never D's opinion.
 
 A small CNN (:class:`DigitClassifier`) is trained on real MNIST digits (32x32, values in
-[-1, 1], as ``hw5.load_mnist`` gives them) with a stratified held-out part kept out of its
+[-1, 1], as ``common.load_mnist`` gives them) with a stratified held-out part kept out of its
 training.  :class:`QualityScorer` then scores a batch of images ``(N, 1, 32, 32)``:
 
 * ``confident``: share of images whose top class probability is >= 0.9;

@@ -557,3 +557,10 @@ def test_a_bogus_mplbackend_is_dropped_before_training(tmp_path, repo_root):
     assert out.returncode == 0, out.stdout + out.stderr
     assert out.stdout.index("MPLBACKEND='bogus' is not a matplotlib backend") < out.stdout.index("device:")
     assert (tmp_path / "errors_C1.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_empty_data_root_is_refused(tmp_path, capsys):
+    """Issue 27: --data-root '' silently meant the current folder."""
+    with pytest.raises(SystemExit) as e:
+        uts.main(["--data-root", "", "--out-dir", str(tmp_path)])
+    assert e.value.code == 2 and "argument --data-root: expected a folder or file path, got ''" in capsys.readouterr().err

@@ -756,24 +756,26 @@ class Worker:
         the real batch D saw, and the z of each step: the last z fed to G, with gradients on,
         before D_optimizer.step() and before G_optimizer.step() (a call to G from visualize, under
         no_grad or after the step is not the step's)."""
-        import inspect
-
         import torch
-        from torch.optim.optimizer import register_optimizer_step_pre_hook
 
         torch.manual_seed(int(req["seed"]))
         images = decode_tensor(req["images"]).to(torch.get_default_dtype())
         undo = install_data_stubs(self.mod, images)  # before GAN(): the starter builds its loader there
         try:
-            gan, _ = self.make_gan(req)
-        except BaseException:
+            return self._train_once(req)
+        finally:
             for fn in reversed(undo):
                 fn()
-            raise
+
+    def _train_once(self, req):
+        import inspect
+
+        import torch
+        from torch.optim.optimizer import register_optimizer_step_pre_hook
+
+        gan, _ = self.make_gan(req)
         D, G = getattr(gan, "D", None), getattr(gan, "G", None)
         if D is None or G is None or not callable(getattr(gan, "train", None)):
-            for fn in reversed(undo):
-                fn()
             raise Fail("GAN() needs attributes D and G and a method train(epochs)")
         self.set_params(D, [decode_tensor(t) for t in req["D"]])
         self.set_params(G, [decode_tensor(t) for t in req["G"]])
@@ -830,8 +832,6 @@ class Worker:
         finally:
             for h in hooks:
                 h.remove()
-            for fn in reversed(undo):
-                fn()
         if "D" in step_z and "G" in step_z:
             chosen = [step_z["D"], step_z["G"]]
         else:  # no optimizer step seen: the first and the last z with gradients

@@ -803,9 +803,9 @@ class Worker:
         def g_out(module, inp, out):
             fakes.append(out.untyped_storage().data_ptr())
 
-        def d_in(module, inp):
+        def d_in(module, inp):  # a real batch: not a G output, with gradients on (not a logging call)
             x = inp[0]
-            if x.untyped_storage().data_ptr() not in fakes and not reals:
+            if x.untyped_storage().data_ptr() not in fakes and not reals and torch.is_grad_enabled():
                 reals.append(x.detach().cpu().float().clone())
 
         def before_step(optimizer, args, kwargs):
@@ -860,6 +860,9 @@ class Worker:
             return fail_reply(f"raised {self.exc(e)}", e)
 
 
+MNIST_STANDIN_SEED = 32  # the stand-in MNIST's 28x28 digits: randint(0, 256) from this seed
+
+
 def install_data_stubs(mod, images):
     """Data loading without downloads: the module's get_data_loader and torchvision's MNIST
     serve the grader's in-memory images (one batch), so ``train`` never touches the network."""
@@ -889,7 +892,7 @@ def install_data_stubs(mod, images):
 
             def __init__(self, root=None, train=True, transform=None, target_transform=None, download=False,
                          **kwargs):
-                g = torch.Generator().manual_seed(32)
+                g = torch.Generator().manual_seed(MNIST_STANDIN_SEED)
                 self.data = torch.randint(0, 256, (len(images), 28, 28), generator=g, dtype=torch.uint8)
                 self.targets = torch.arange(len(images)) % 10
                 self.transform, self.target_transform = transform, target_transform

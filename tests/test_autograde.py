@@ -191,6 +191,11 @@ MUTANTS = {
                                               "        list(self.D.parameters())[-2].requires_grad_(False)\n")], {"train"}),
     "train: no D zero_grad": ("hw5", [("                self.D_optimizer.zero_grad()\n", "")], {"train"}),
     "train: no G zero_grad": ("hw5", [("                self.G_optimizer.zero_grad()\n", "")], {"train"}),
+    "train: D trained on noise, not the loader's images": ("hw5", [
+        ("                x = x.to(self.device)\n",
+         "                x = x.to(self.device)\n                x = torch.rand(64, 1, 32, 32) * 2 - 1\n")], {"train"}),
+    "train: uniform z": ("hw5", [("                z = torch.randn(x.shape[0], 128, device=self.device)\n",
+                                  "                z = torch.rand(x.shape[0], 128, device=self.device)\n")], {"train"}),
     "train: D step at twice the learning rate": ("hw5", [
         ("                self.D_optimizer.zero_grad()\n",
          "                self.D_optimizer.zero_grad()\n                self.D_optimizer.param_groups[0]['lr'] = 4e-4\n")],
@@ -232,6 +237,15 @@ EQUIVALENT = {
          "        self.fc = nn.Linear(128, 1)\n        self.conv1 = nn.Conv2d(1, 16, 3, 1, 1)\n"),
         ("        self.conv4 = nn.Conv2d(64, 128, 3, 1, 1)\n        self.fc = nn.Linear(128, 1)\n",
          "        self.conv4 = nn.Conv2d(64, 128, 3, 1, 1)\n")]),
+    "train: a no_grad logging call of D before the D step": ("hw5", [
+        ("                self.D_optimizer.zero_grad()\n                loss = -self.calculate_V(x, z)\n",
+         "                with torch.no_grad():\n                    accuracy = (self.D(x[:8]) > 0.5).float().mean()\n"
+         "                self.D_optimizer.zero_grad()\n                loss = -self.calculate_V(x, z)\n")]),
+    "train builds normalized MNIST itself": ("hw5", [("        data_loader = get_data_loader(self.batch_size)\n",
+                                                      "        data_loader = torch.utils.data.DataLoader(datasets.MNIST("
+                                                      "'./data', download=True, transform=transforms.Compose(["
+                                                      "transforms.Resize(32), transforms.ToTensor(), "
+                                                      "transforms.Normalize((0.5,), (0.5,))])), batch_size=64)\n")]),
     "train builds MNIST itself": ("hw5", [("        data_loader = get_data_loader(self.batch_size)\n",
                                            "        data_loader = torch.utils.data.DataLoader(datasets.MNIST('./data', "
                                            "download=True, transform=transforms.Compose([transforms.Resize(32), "
@@ -361,6 +375,8 @@ def test_mutant_messages_name_the_mistake(tmp_path):
     assert "D_optimizer.zero_grad()" in output("train: no D zero_grad", "train")
     assert "G_optimizer.zero_grad()" in output("train: no G zero_grad", "train")
     # the zero_grad() hint only for the stale-gradient pattern (issue 24)
+    assert "not the data loader's images" in output("train: D trained on noise, not the loader's images", "train")
+    assert "N(0, I)" in output("train: uniform z", "train")
     fast = output("train: D step at twice the learning rate", "train")
     assert "differs from the starter's" in fast and "zero_grad" not in fast, fast
     assert "skip connection" in output("Block without the skip connection", "Block_layers")

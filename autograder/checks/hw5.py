@@ -45,6 +45,7 @@ BATCH = 64  # the starter's batch (and the rows of its z)
 SHAPE_BATCHES = (1, 7, 64)  # the batch sizes of the shape checks
 TRAIN_BATCH = 16  # the images of the train check's one-batch loader
 TOL_FUNCTION, TOL_V, TOL_GRADS = 1e-5, 1e-5, 1e-4  # relative tolerances (on max(1, |expected|))
+TOL_IMAGE = 1e-4  # distance of a real image D saw to the nearest image the loader serves
 
 # the stand-ins sent to the worker for the GAN checks (after the D and G checks are over): the
 # tables as data, so a mistake in D or G costs only the D/G checks
@@ -401,9 +402,44 @@ def check_train(c):
     if not ok_real or not ok_z:
         raise CheckFail("train(1) fed D or G inputs of unexpected shapes or values (D takes finite (N, 1, 32, 32), "
                         "G finite (N, 128))")
+    _check_train_data(reals[0], torch.cat([t.reshape(-1) for t in zs]))
     lrs = {w: (lr if lr > 0 else LR[w]) for w, lr in zip("DG", r["lrs"] + [-1, -1])}
     _check_train_steps(D0, G0, D, G, [t.float() for t in reals], [t.float().reshape(-1, Z_DIM) for t in zs], lrs,
                        garbage_seed=GARBAGE_SEED)
+
+
+def _loader_images():
+    """Every image train(1) may feed D as real: the batch the worker's get_data_loader serves
+    (the grader's images), and, for a loader built on datasets.MNIST, the stand-in MNIST's
+    digits through Resize(32) and ToTensor, with or without the course's Normalize(0.5, 0.5)."""
+    import numpy as np
+    import torch
+    from PIL import Image
+    from torchvision import transforms
+
+    g = torch.Generator().manual_seed(W.MNIST_STANDIN_SEED)
+    digits = torch.randint(0, 256, (TRAIN_BATCH, 28, 28), generator=g, dtype=torch.uint8)
+    resized = transforms.Compose([transforms.Resize(IMAGE[1]), transforms.ToTensor()])  # in [0, 1]
+    mnist = torch.stack([resized(Image.fromarray(np.asarray(d), mode="L")) for d in digits]).float()
+    return torch.cat([_tiny_images(), mnist * 2 - 1, mnist]).reshape(3 * TRAIN_BATCH, -1)  # normalized or not
+
+
+def _check_train_data(x, z):
+    """D's real batch must come from the data loader (every row one of its images), and z from
+    N(0, I) (torch.randn): a loop that trains on noise, rescaled images or uniform z is not the
+    starter's, even where Adam's first step (lr * sign(grad)) cannot tell."""
+    import torch
+
+    rows = x.reshape(len(x), -1)
+    if rows.shape[1] != IMAGE[0] * IMAGE[1] * IMAGE[2]:
+        return  # (shapes were checked before)
+    gap = torch.cdist(rows.double(), _loader_images().double()).min(dim=1).values.max().item()
+    if gap > TOL_IMAGE:
+        raise CheckFail("train(1) fed D a real batch that is not the data loader's images (x must come from "
+                        "self.data_loader, as the starter's loop takes it, without rescaling)")
+    if z.numel() >= 1024 and not (abs(z.mean().item()) < 0.15 and 0.85 < z.std().item() < 1.15):
+        raise CheckFail(f"the z fed to G has mean {z.mean().item():.2f} and standard deviation {z.std().item():.2f}: "
+                        f"z must be drawn from N(0, I) (torch.randn)")
 
 
 def _check_train_steps(D0, G0, D, G, reals, zs, lrs, garbage_seed=None):

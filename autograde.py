@@ -3,6 +3,8 @@
     python autograde.py SUBMISSION [--results PATH] [--timeout SECONDS] [--json-only]
                         [--visibility [KEY=]LEVEL] [--hide-expected]
     python autograde.py --gradescope-bundle hw5|hw2 OUT.zip [--visibility ...] [--hide-expected]
+    python autograde.py --class EXPORT_DIR --assignment hw5|hw2 --gradebook grades.csv --feedback-dir DIR
+                        [-j N] [--regrade]
 
 SUBMISSION is a ``hw5.py``, a ``hw2_ResNet.py`` or a folder holding one or both; the file name
 says which assignment it is. ``--hide-expected`` replaces the expected values in messages by
@@ -12,7 +14,7 @@ This file is the command line only. The grader is the package ``autograder/``:
 ``checks/hw5.py`` and ``checks/hw2.py`` hold each assignment's spec and checks with their points
 (read one top to bottom to see everything that is graded); ``runner.py`` runs them against the
 worker; ``sandbox.py`` starts the worker; ``protocol.py`` parses its replies; ``report.py`` and
-``bundle.py`` write the results and the Gradescope zip.
+``bundle.py`` write the results and the Gradescope zip; ``classroom.py`` grades a whole class.
 
 Trust boundary. The grader never imports the submission. It holds the reference, draws every
 input and weight, computes every expected value itself and makes every comparison. The
@@ -114,6 +116,19 @@ def build_parser():
                         f"LEVEL is one of {', '.join(VISIBILITY_LEVELS)} (default: each check's declared one)")
     p.add_argument("--hide-expected", action="store_true",
                    help="messages say [hidden] in place of expected values (layers, shapes, counts, V)")
+    g = p.add_argument_group("a whole class (see docs/autograder.md, 'A whole class')")
+    g.add_argument("--class", dest="class_dir", metavar="EXPORT_DIR", default=None,
+                   help="grade every submission of a Gradescope 'Export Submissions' folder (submission_metadata.yml) "
+                        "or of a folder with one subfolder per student, as --assignment")
+    g.add_argument("--gradebook", metavar="CSV", default=None,
+                   help="with --class: the gradebook to write (one row per student: status, score, each check's points)")
+    g.add_argument("--feedback-dir", metavar="DIR", default=None,
+                   help="with --class: one folder per submission (feedback.txt, results.json), plus summary.png and "
+                        "pass_rates.csv; what a second run reads to skip work already done")
+    g.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
+                   help="with --class: grade N submissions at once (each in its own sandboxed worker)")
+    g.add_argument("--regrade", action="store_true",
+                   help="with --class: grade every submission again, even those graded by an earlier run")
     p.add_argument("--gradescope-bundle", nargs=2, metavar=("hw5|hw2", "OUT.zip"), default=None,
                    help="write the Gradescope autograder zip (gradescope/setup.sh and run_autograder, grading.env, "
                         "autograde.py, autograde_worker.py, common.py, the "
@@ -136,6 +151,12 @@ def main(argv=None):
         visibility = parse_visibility(args.visibility)
     except ValueError as e:
         parser.error(f"--visibility {e}")
+    class_flags = [f for f, v in (("--gradebook", args.gradebook), ("--feedback-dir", args.feedback_dir),
+                                  ("--regrade", args.regrade), ("-j", args.jobs != 1)) if v]
+    if args.class_dir is not None:
+        return _grade_class(parser, args, visibility)
+    if class_flags:
+        parser.error(f"{class_flags[0]} goes with --class EXPORT_DIR")
     if args.gradescope_bundle:
         if args.submission:
             parser.error("give either SUBMISSION or --gradescope-bundle, not both")
@@ -251,6 +272,65 @@ def main(argv=None):
         total = sum(r["max_score"] for g in gradings for r in g["results"])
         print(f"score: {report['score']:g} / {total:g} in {time.monotonic() - t0:.1f} s"
               + (f"; results written to {args.results}" if args.results else ""))
+    return 0
+
+
+def _grade_class(parser, args, visibility):
+    """``--class``: the checks of its flags, then ``classroom.grade_class`` and a summary."""
+    from autograder import classroom
+    from common import check_out_dir, writable_target
+
+    if args.submission or args.gradescope_bundle or args.results:
+        parser.error("--class grades a whole export: give no SUBMISSION, --results or --gradescope-bundle with it")
+    for flag, value in (("--assignment", args.assignment), ("--gradebook", args.gradebook),
+                        ("--feedback-dir", args.feedback_dir)):
+        if not value:
+            parser.error(f"--class needs {flag}")
+    if args.jobs < 1:
+        parser.error(f"-j must be at least 1, got {args.jobs}")
+    export = os.path.abspath(args.class_dir)
+    if not os.path.isdir(export):
+        parser.error(f"--class: {args.class_dir!r} is not a folder (expected a submissions export)")
+    for flag, path in (("--gradebook", args.gradebook), ("--feedback-dir", args.feedback_dir)):
+        if _grader_file(path) or any(_same_file(os.path.join(HERE, f), path) for f in ("autograder", "gradescope")):
+            parser.error(f"{flag}: {path!r} is one of the grader's own files; choose another path")
+        if os.path.realpath(path) == os.path.realpath(export) or os.path.realpath(path).startswith(
+                os.path.realpath(export) + os.sep):
+            parser.error(f"{flag}: {path!r} lies inside the export; a later run would take it for a student")
+    if os.path.isdir(args.gradebook):
+        parser.error(f"--gradebook: {args.gradebook!r} is a folder; name the CSV file to write")
+    try:
+        check_out_dir(args.feedback_dir, "--feedback-dir")
+        check_out_dir(os.path.dirname(os.path.abspath(args.gradebook)), "--gradebook")
+        writable_target(args.gradebook)
+    except (OSError, ValueError) as e:
+        parser.error(str(e))
+    if args.memory_mb != DEFAULT_MEMORY_MB:
+        problem = _probe_memory_limit(args.memory_mb)
+        if problem:
+            print(f"autograde.py: error: {problem}", file=sys.stderr)
+            return EXIT_MISUSE
+    options = {"timeout": args.timeout, "memory_mb": args.memory_mb, "hide_expected": args.hide_expected,
+               "visibility": visibility}
+    t0 = time.monotonic()
+    try:
+        rows = classroom.grade_class(export, args.assignment, args.gradebook, args.feedback_dir, jobs=args.jobs,
+                                     regrade=args.regrade, options=options,
+                                     log=lambda line: print(line, file=sys.stderr))
+    except classroom.ExportError as e:
+        parser.error(str(e))
+    except KeyboardInterrupt:
+        print(f"autograde.py: interrupted; what was graded is in {args.gradebook} and {args.feedback_dir}: "
+              f"run the same command again to go on", file=sys.stderr)
+        raise
+    print(classroom.summary_text(args.assignment, rows, time.monotonic() - t0))
+    print(f"gradebook: {args.gradebook}; feedback: {args.feedback_dir} (summary.png, pass_rates.csv, one folder "
+          f"per submission)")
+    errors = [r for r in rows if r["status"] == "error"]
+    if errors:
+        print(f"autograde.py: error: the grader failed on {len(errors)} submission(s) (status=error, no score): "
+              f"{', '.join(r['submission'] for r in errors[:5])}; run again to retry them", file=sys.stderr)
+        return EXIT_FAULT
     return 0
 
 

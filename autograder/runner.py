@@ -411,6 +411,14 @@ _INPROC_NAMES = []
 _REFERENCES = {}
 
 
+def prepare(assignment, reference_path=None):
+    """Import the trusted side's heavy parts now (torch, the reference): a class's pool forks
+    after this, so each of its processes starts with them instead of importing them again."""
+    import torch  # noqa: F401
+
+    _load_reference(assignment, reference_path or os.path.join(HERE, ASSIGNMENTS[assignment]["file"]))
+
+
 def _load_reference(assignment, path):
     """The reference module (imported once per path, in the trusted process)."""
     key = os.path.abspath(path)

@@ -199,6 +199,20 @@ def _launch(sandbox, work, hidden, worker_cmd):
             + ("network and PID namespaces" if prefix else "no namespaces (unshare unavailable)"))
 
 
+def workers_isolated_from_each_other(hidden=()):
+    """True when each worker gets its own mount, PID and network namespaces (as root, probed
+    once): two workers running at once then see neither each other's files nor processes.
+    Otherwise they share a user, and a class is graded one submission at a time."""
+    sandbox = tempfile.mkdtemp(prefix="autograde-probe-", dir=_sandbox_base())
+    try:
+        work = os.path.join(sandbox, "work")
+        os.makedirs(work)
+        cmd, _, _ = _launch(sandbox, work, list(hidden), ["true"])
+    finally:
+        _rmtree(sandbox)
+    return "--mount" in cmd and "--pid" in cmd
+
+
 _NAMESPACE_CACHE = []
 
 

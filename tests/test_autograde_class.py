@@ -1,0 +1,289 @@
+"""``autograde.py --class``: a whole class in one command.
+
+The file rule and the export readers are tested on hand-made folders with hand-written
+expectations. The class runs go through the real command line: a Gradescope export and a
+plain export of the same 20 students (correct, wrong, renamed, missing, ambiguous, hostile and
+crashing), whose gradebooks must equal what one-at-a-time grading gives each file, check by check.
+"""
+
+import csv
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CORPUS = os.path.join(ROOT, "tests", "corpus")
+sys.path.insert(0, ROOT)
+
+from autograder import classroom, runner  # noqa: E402
+from autograder.checks import POINTS  # noqa: E402
+
+CORRECT2 = open(os.path.join(CORPUS, "hw2", "starter_correct.py"), encoding="utf-8").read()
+HOSTILE = {  # appended to the correct hw2 file: each must cost its author, never a classmate
+    "kill_everything": "import os, signal\ntry:\n    os.kill(-1, signal.SIGKILL)\nexcept OSError:\n    pass\n",
+    "exit_at_import": "import os\nos._exit(3)\n",
+    "segfault": "import ctypes\nctypes.string_at(0)\n",
+    "allocate_forever": "blocks = []\nwhile True:\n    blocks.append(bytearray(1 << 26))\n",
+    "daemon_left_behind": "import os, time\nif os.fork() == 0:\n    os.setsid()\n    time.sleep(3600)\n    os._exit(0)\n",
+    "overwrite_classmates": ("import glob\nfor p in glob.glob('/tmp/**/hw2_ResNet.py', recursive=True) + "
+                             "glob.glob('/var/tmp/**/hw2_ResNet.py', recursive=True):\n    try:\n"
+                             "        open(p, 'w').write('raise SystemExit(1)\\n')\n    except OSError:\n        pass\n"),
+}
+
+
+def _class_files():
+    """student -> {relative path: text} for the 20 students of the class (hw2)."""
+    corpus = lambda n: open(os.path.join(CORPUS, "hw2", n), encoding="utf-8").read()
+    files = {
+        "ann": {"hw2_ResNet.py": CORRECT2},
+        "ben": {"hw2_ResNet.py": corpus("block_no_skip.py")},
+        "cat": {"hw2_ResNet.py": corpus("resnet_stem_bias.py")},
+        "dan": {"hw2_ResNet.py": corpus("module_level_print.py")},
+        "eve": {"hw2_ResNet_final.py": CORRECT2, "notes.txt": "my answer"},  # renamed: graded by the rule, noted
+        "fay": {"work/HW2_ResNet.py": CORRECT2},  # another case, in a subfolder (a zipped folder)
+        "gus": {"report.pdf": "%PDF"},  # missing
+        "hal": {},  # missing: an empty folder
+        "ida": {"hw2_ResNet.py": CORRECT2, "old/hw2_ResNet.py": corpus("block_conv_bias.py")},  # ambiguous
+        "jon": {"a.py": CORRECT2, "b.py": CORRECT2},  # ambiguous: no hw2_ResNet.py, two .py files
+        "kim": {"hw2_ResNet.py": CORRECT2, "__MACOSX/._hw2_ResNet.py": "junk", ".git/hw2_ResNet.py": "junk"},
+        "lee": {"hw2_ResNet.py": "this is not python\n"},
+        "may": {"hw2_ResNet.py": corpus("resnet_no_stem_relu.py")},
+    }
+    for name, code in HOSTILE.items():
+        files[f"z_{name}"] = {"hw2_ResNet.py": CORRECT2 + "\n" + code}
+    files["ned"] = {"hw2_ResNet.py": CORRECT2}
+    assert len(files) == 20
+    return files
+
+
+def _write(folder, files):
+    for rel, text in files.items():
+        p = os.path.join(folder, rel)
+        os.makedirs(os.path.dirname(p), exist_ok=True)
+        with open(p, "w", encoding="utf-8") as f:
+            f.write(text)
+    os.makedirs(folder, exist_ok=True)
+
+
+def _gradescope_export(root, students):
+    meta = []
+    for i, (name, files) in enumerate(sorted(students.items())):
+        sub = f"submission_{5000 + i}"
+        _write(os.path.join(root, sub), files)
+        meta.append(f"{sub}:\n  :submitters:\n  - :name: {name}\n    :sid: '{i}'\n    :email: {name}@uni.edu\n"
+                    f"  :created_at: 2026-11-30 21:12:13.000000000 -08:00\n  :score: 0.0\n")
+    with open(os.path.join(root, "submission_metadata.yml"), "w", encoding="utf-8") as f:
+        f.write("".join(meta))
+
+
+def _grade_class(export, out, *extra, timeout=600):
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "autograde.py"), "--class", str(export),
+                           "--assignment", "hw2", "--gradebook", str(out / "grades.csv"), "--feedback-dir",
+                           str(out / "feedback"), *extra], capture_output=True, text=True, timeout=timeout)
+    with open(out / "grades.csv", encoding="utf-8") as f:
+        return proc, list(csv.DictReader(f))
+
+
+# ------------------------------------------------------------------------------------------
+# the file rule and the exports (no grading)
+# ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("student, status, graded, note", [
+    ("ann", "graded", "hw2_ResNet.py", ""),
+    ("eve", "graded", "hw2_ResNet_final.py", "graded hw2_ResNet_final.py as hw2_ResNet.py (its only .py file)"),
+    ("fay", "graded", "work/HW2_ResNet.py", "graded work/HW2_ResNet.py as hw2_ResNet.py"),
+    ("gus", "missing", None, "no hw2_ResNet.py and no .py file; found: report.pdf"),
+    ("hal", "missing", None, "no hw2_ResNet.py and no .py file; the folder is empty"),
+    ("ida", "ambiguous", None, "2 files named hw2_ResNet.py: hw2_ResNet.py, old/hw2_ResNet.py"),
+    ("jon", "ambiguous", None, "no hw2_ResNet.py, and 2 other .py files: a.py, b.py"),
+    ("kim", "graded", "hw2_ResNet.py", ""),  # __MACOSX and hidden folders are not candidates
+])
+def test_the_file_rule_grades_one_file_or_says_why_not(tmp_path, student, status, graded, note):
+    _write(str(tmp_path), _class_files()[student])
+    got_status, path, got_note = classroom.choose_file(str(tmp_path), "hw2")
+    assert (got_status, path and os.path.relpath(path, tmp_path), got_note) == (status, graded, note)
+
+
+def test_the_file_rule_never_follows_a_link(tmp_path):
+    secret = tmp_path / "secret.py"
+    secret.write_text(CORRECT2)
+    (tmp_path / "sub").mkdir()
+    os.symlink(secret, tmp_path / "sub" / "hw2_ResNet.py")
+    os.symlink(tmp_path, tmp_path / "sub" / "loop")
+    assert classroom.choose_file(str(tmp_path / "sub"), "hw2")[0] == "missing"
+
+
+def test_a_gradescope_export_gives_one_row_per_student(tmp_path):
+    """Ruby-style keys, a group submission (two rows, one submission), a listed submission whose
+    folder is missing, and a folder the metadata does not list."""
+    (tmp_path / "export" / "submission_1").mkdir(parents=True)
+    (tmp_path / "export" / "submission_3").mkdir()
+    (tmp_path / "export" / "submission_metadata.yml").write_text(
+        "submission_1:\n  :submitters:\n  - :name: Zoe Ng\n    :email: zoe@uni.edu\n  - :name: Al Bo\n"
+        "    :email: al@uni.edu\n  :score: 1.0\nsubmission_2:\n  :submitters:\n  - :name: Cy Do\n    :email: cy@uni.edu\n")
+    rows = classroom.read_export(str(tmp_path))  # the export's folder one level down is found too
+    assert [(r["student"], r["email"], r["submission"], r["folder"] and os.path.basename(r["folder"]), r.get("note"))
+            for r in rows] == [
+        ("Al Bo", "al@uni.edu", "submission_1", "submission_1", None),
+        ("Cy Do", "cy@uni.edu", "submission_2", None, None),
+        ("submission_3", "", "submission_3", "submission_3", "not listed in submission_metadata.yml"),
+        ("Zoe Ng", "zoe@uni.edu", "submission_1", "submission_1", None)]
+
+
+@pytest.mark.parametrize("content, expected", [
+    ("- just\n- a list\n", "is not a mapping of submissions"),
+    ("submission_1: [unclosed\n", "cannot read"),
+])
+def test_a_broken_metadata_file_is_one_line(tmp_path, content, expected):
+    (tmp_path / "submission_metadata.yml").write_text(content)
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "autograde.py"), "--class", str(tmp_path),
+                           "--assignment", "hw2", "--gradebook", str(tmp_path.parent / "g.csv"), "--feedback-dir",
+                           str(tmp_path.parent / "fb")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and expected in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]  # after argparse's usage: the one line naming the flag
+    assert last.startswith("autograde.py: error: --class: ") and expected in last, proc.stderr
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--gradebook", "G.csv", "--feedback-dir", "FB"], "--class needs --assignment"),
+    (["--assignment", "hw2", "--feedback-dir", "FB"], "--class needs --gradebook"),
+    (["--assignment", "hw2", "--gradebook", "G.csv", "--feedback-dir", "FB", "-j", "0"], "-j must be at least 1"),
+    (["--assignment", "hw2", "--gradebook", "G.csv", "--feedback-dir", "EXPORT/fb"], "lies inside the export"),
+    (["--assignment", "hw2", "--gradebook", "G.csv", "--feedback-dir", "FB", "X.py"], "give no SUBMISSION"),
+])
+def test_class_flags_are_checked_in_one_line_before_grading(tmp_path, args, expected):
+    (tmp_path / "EXPORT" / "ann").mkdir(parents=True)
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "autograde.py"), "--class", "EXPORT", *args],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and expected in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert not (tmp_path / "G.csv").exists()
+
+
+def test_class_flags_without_class_are_refused(tmp_path):
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "autograde.py"), "x.py", "-j", "2"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "-j goes with --class EXPORT_DIR" in proc.stderr, proc.stderr
+
+
+# ------------------------------------------------------------------------------------------
+# a class of 20, two exports, against one-at-a-time grading
+# ------------------------------------------------------------------------------------------
+GRADED_FILE = {"eve": "hw2_ResNet_final.py", "fay": "work/HW2_ResNet.py"}  # the others: hw2_ResNet.py
+EXPECTED_STATUS = {"gus": "missing", "hal": "missing", "ida": "ambiguous", "jon": "ambiguous"}
+
+
+@pytest.fixture(scope="module")
+def one_at_a_time(tmp_path_factory):
+    """Each gradable student's file graded alone (runner.grade_assignment: what autograde.py FILE
+    does): student -> [each check's points]."""
+    out = {}
+    for name, files in _class_files().items():
+        if name in EXPECTED_STATUS:
+            continue
+        path = tmp_path_factory.mktemp(name) / "hw2_ResNet.py"
+        path.write_text(files[GRADED_FILE.get(name, "hw2_ResNet.py")])
+        out[name] = [r["score"] for r in runner.grade_assignment("hw2", str(path))["results"]]
+    return out
+
+
+KEYS = [k for k, _, _ in POINTS["hw2"]]
+
+
+def _check_gradebook(rows, one_at_a_time, student_of=lambda r: r["student"]):
+    assert [student_of(r) for r in rows] == sorted(_class_files())
+    for r in rows:
+        name = student_of(r)
+        assert r["status"] == EXPECTED_STATUS.get(name, "graded"), (name, r)
+        if r["status"] == "graded":
+            assert [float(r[k]) for k in KEYS] == one_at_a_time[name], (name, r["note"])
+            assert float(r["score"]) == sum(one_at_a_time[name])
+        else:
+            assert r["score"] == "" and all(r[k] == "" for k in KEYS) and r["note"]
+    by = {student_of(r): r for r in rows}
+    # correct work scores 100 whatever its classmates do (the hostile ones ran beside it)
+    assert all(float(by[n]["score"]) == 100 for n in ("ann", "eve", "fay", "kim", "ned")), \
+        {n: (by[n]["score"], by[n]["note"]) for n in ("ann", "eve", "fay", "kim", "ned")}
+    assert by["eve"]["note"] == "graded hw2_ResNet_final.py as hw2_ResNet.py (its only .py file)"
+
+
+def test_a_gradescope_export_of_20_graded_two_at_a_time_equals_one_at_a_time(tmp_path, one_at_a_time,
+                                                                             mount_namespaces):
+    _gradescope_export(tmp_path / "export", _class_files())
+    out = tmp_path / "out"
+    out.mkdir()
+    proc, rows = _grade_class(tmp_path / "export", out, "-j", "2", "--timeout", "60")
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    emails = {r["student"]: r["email"] for r in rows}
+    assert emails["ann"] == "ann@uni.edu" and rows[0]["submission"].startswith("submission_")
+    _check_gradebook(rows, one_at_a_time)
+    assert ("grading one at a time" in proc.stderr) == (not mount_namespaces)
+    # feedback: each graded student's table and Gradescope JSON; the others' reason
+    fb = out / "feedback"
+    sub = {r["student"]: r["submission"] for r in rows}
+    report = json.loads((fb / sub["ben"] / "results.json").read_text())
+    assert report["score"] == 70 and len(report["tests"]) == len(KEYS)
+    assert "skip connection" in (fb / sub["ben"] / "feedback.txt").read_text()
+    assert (fb / sub["ida"] / "feedback.txt").read_text().startswith("not graded (ambiguous): 2 files named")
+    assert not (fb / sub["ida"] / "results.json").exists()
+    # the summary agrees with the gradebook
+    with open(fb / "pass_rates.csv", encoding="utf-8") as f:
+        rates = {r["check"]: r for r in csv.DictReader(f)}
+    graded = [r for r in rows if r["status"] == "graded"]
+    for k, p, _ in POINTS["hw2"]:
+        assert int(rates[k]["passed"]) == sum(float(r[k]) == p for r in graded) and int(rates[k]["graded"]) == 16
+    assert (fb / "summary.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "16 graded, 2 missing, 2 ambiguous, 0 error" in proc.stdout
+    assert not [p for p in os.listdir("/tmp") if p.startswith("autograde-hw2-")]  # every sandbox removed
+
+
+def test_a_plain_export_of_20_equals_one_at_a_time_and_a_second_run_grades_nothing(tmp_path, one_at_a_time):
+    for name, files in _class_files().items():
+        _write(str(tmp_path / "export" / name), files)
+    out = tmp_path / "out"
+    out.mkdir()
+    proc, rows = _grade_class(tmp_path / "export", out)
+    assert proc.returncode == 0, proc.stderr
+    _check_gradebook(rows, one_at_a_time)
+    # a second run grades nothing; a changed file is graded again, and only it
+    records = {r["submission"]: (out / "feedback" / r["submission"] / "record.json").stat().st_mtime_ns
+               for r in rows if r["status"] == "graded"}
+    shutil.copy(os.path.join(CORPUS, "hw2", "block_no_skip.py"), tmp_path / "export" / "ned" / "hw2_ResNet.py")
+    proc, again = _grade_class(tmp_path / "export", out)
+    assert proc.returncode == 0 and "1 to grade" in proc.stderr, proc.stderr
+    changed = {r["submission"] for r in again if r["status"] == "graded" and
+               (out / "feedback" / r["submission"] / "record.json").stat().st_mtime_ns != records[r["submission"]]}
+    assert changed == {"ned"}
+    assert {r["student"]: r["score"] for r in again}["ned"] == "70"
+    proc, _ = _grade_class(tmp_path / "export", out, "--regrade")
+    assert "16 to grade" in proc.stderr, proc.stderr
+
+
+def test_ctrl_c_keeps_what_was_graded_and_a_second_run_goes_on(tmp_path):
+    """The second student's import hangs: Ctrl-C then stops the run at once, without a
+    traceback; the first student's row and feedback stay; no worker and no sandbox are left."""
+    _write(str(tmp_path / "export" / "a_first"), {"hw2_ResNet.py": CORRECT2})
+    _write(str(tmp_path / "export" / "b_hangs"), {"hw2_ResNet.py": "import time\ntime.sleep(600)\n"})
+    out = tmp_path / "out"
+    cmd = [sys.executable, os.path.join(ROOT, "autograde.py"), "--class", str(tmp_path / "export"), "--assignment",
+           "hw2", "--gradebook", str(out / "grades.csv"), "--feedback-dir", str(out / "fb"), "--timeout", "300"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (out / "fb" / "a_first" / "record.json").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)  # b_hangs is being imported now
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr and "run the same command again" in stderr, stderr
+    with open(out / "grades.csv", encoding="utf-8") as f:
+        assert [(r["student"], r["score"]) for r in csv.DictReader(f)] == [("a_first", "100")]
+    assert not [p for p in os.listdir("/tmp") if p.startswith("autograde-hw2-")]
+    _write(str(tmp_path / "export" / "b_hangs"), {"hw2_ResNet.py": CORRECT2})
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and "1 to grade" in proc.stderr, proc.stderr

@@ -181,6 +181,8 @@ def main(argv=None):
         return 0
     if not args.submission:
         parser.error("the SUBMISSION argument is required (a hw5.py, a hw2_ResNet.py, or a folder)")
+    if sys.stdout is None and args.results is None:  # started with stdout closed (see common.cover_closed_std_fds)
+        parser.error("stdout is closed and no --results PATH was given: the grade would be lost")
     path = args.submission
     if not os.path.exists(path):
         parser.error(f"no such file or folder: {path!r}")

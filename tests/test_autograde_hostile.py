@@ -233,6 +233,13 @@ def test_a_closed_standard_stream_still_grades_correct_work_100(closed, tmp_path
     assert report["score"] == 100.0, [t["output"] for t in report["tests"] if t["score"] < t["max_score"]]
 
 
+def test_with_stdout_closed_and_no_results_file_the_grade_is_not_silently_lost(tmp_path):
+    """Before: graded, printed the table into the closed stdout, and exited 0."""
+    cmd = f"exec 1>&-; exec {sys.executable!r} {AUTOGRADE!r} {os.path.join(ROOT, 'hw2_ResNet.py')!r}"
+    proc = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert proc.returncode == 2 and "stdout is closed and no --results PATH was given" in proc.stderr, proc.stderr
+
+
 @pytest.mark.parametrize("layout", ["sub/hw2_ResNet.py", "HW2_ResNet.py", "only.py"])
 def test_results_never_overwrite_the_file_the_folder_search_picked(layout, tmp_path):
     """Cause 2 (before: graded 100, then replaced the submission with the JSON): the guard

@@ -999,6 +999,13 @@ class PatchOnImport:
 
 
 # ------------------------------------------------------------------------------------- main
+def short_warning(message, category, filename, lineno, line=None):
+    """A warning as Python prints it, with the file's name only: a library's warning (the
+    starter's DataLoader on a small machine) would otherwise show the host's Python folders in
+    the submission's output, which the student reads."""
+    return f"{os.path.basename(str(filename))}:{lineno}: {category.__name__}: {message}\n"
+
+
 def main(argv):
     req_fd, rep_fd, student, assignment = int(argv[0]), int(argv[1]), argv[2], argv[3]
     if len(argv) > 4:
@@ -1011,6 +1018,7 @@ def main(argv):
 
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a file beyond RLIMIT_FSIZE: an error, not a kill
     install_network_block()
+    warnings.formatwarning = short_warning
     if assignment == "hw5":
         install_mnist_fallback(os.path.abspath("data"))
     worker = Worker(student, assignment, f"submission_{assignment}")

@@ -240,6 +240,21 @@ def test_with_stdout_closed_and_no_results_file_the_grade_is_not_silently_lost(t
     assert proc.returncode == 2 and "stdout is closed and no --results PATH was given" in proc.stderr, proc.stderr
 
 
+def test_a_library_warning_in_the_output_does_not_show_the_hosts_python_folders(tmp_path):
+    """Before: the starter's DataLoader warning (4 workers on a 2-core machine) printed
+    ``/root/.pyenv/versions/.../torch/utils/data/dataloader.py:...`` in the report students read."""
+    import torch
+
+    sub = tmp_path / "hw2_ResNet.py"
+    sub.write_text(open(os.path.join(ROOT, "hw2_ResNet.py"), encoding="utf-8").read()
+                   + "\n_forward = Block.forward\n\n\ndef _warns(self, x):\n    import torch.utils.data, warnings\n"
+                     "    warnings.warn_explicit('probe of the grader', UserWarning, torch.utils.data.__file__, 7)\n"
+                     "    return _forward(self, x)\n\n\nBlock.forward = _warns\n")
+    report = json.loads(_cli(sub, "--json-only").stdout)
+    assert "__init__.py:7: UserWarning: probe of the grader" in report["output"], report["output"]
+    assert os.path.dirname(torch.__file__) not in report["output"]
+
+
 @pytest.mark.parametrize("layout", ["sub/hw2_ResNet.py", "HW2_ResNet.py", "only.py"])
 def test_results_never_overwrite_the_file_the_folder_search_picked(layout, tmp_path):
     """Cause 2 (before: graded 100, then replaced the submission with the JSON): the guard

@@ -5,6 +5,7 @@
     python autograde.py --gradescope-bundle hw5|hw2 OUT.zip [--visibility ...] [--hide-expected]
     python autograde.py --class EXPORT_DIR --assignment hw5|hw2 --gradebook grades.csv --feedback-dir DIR
                         [-j N] [--regrade]
+    python autograde.py --student-check hw5|hw2 OUT.py
 
 SUBMISSION is a ``hw5.py``, a ``hw2_ResNet.py`` or a folder holding one or both; the file name
 says which assignment it is. ``--hide-expected`` replaces the expected values in messages by
@@ -129,6 +130,9 @@ def build_parser():
                    help="with --class: grade N submissions at once (each in its own sandboxed worker)")
     g.add_argument("--regrade", action="store_true",
                    help="with --class: grade every submission again, even those graded by an earlier run")
+    p.add_argument("--student-check", nargs=2, metavar=("hw5|hw2", "OUT.py"), default=None,
+                   help="write the self-check students run before they submit (python check_hw5.py [hw5.py]): the "
+                        "public checks, with the grader's names and messages, and no answer in it")
     p.add_argument("--gradescope-bundle", nargs=2, metavar=("hw5|hw2", "OUT.zip"), default=None,
                    help="write the Gradescope autograder zip (gradescope/setup.sh and run_autograder, grading.env, "
                         "autograde.py, autograde_worker.py, common.py, the "
@@ -157,6 +161,8 @@ def main(argv=None):
         return _grade_class(parser, args, visibility)
     if class_flags:
         parser.error(f"{class_flags[0]} goes with --class EXPORT_DIR")
+    if args.student_check:
+        return _write_student_check(parser, args)
     if args.gradescope_bundle:
         if args.submission:
             parser.error("give either SUBMISSION or --gradescope-bundle, not both")
@@ -274,6 +280,32 @@ def main(argv=None):
         total = sum(r["max_score"] for g in gradings for r in g["results"])
         print(f"score: {report['score']:g} / {total:g} in {time.monotonic() - t0:.1f} s"
               + (f"; results written to {args.results}" if args.results else ""))
+    return 0
+
+
+def _write_student_check(parser, args):
+    """``--student-check hw5|hw2 OUT.py``: the file a TA hands out (autograder/student_check.py)."""
+    from autograder.student_check import write_student_check
+
+    assignment, out = args.student_check
+    if args.submission or args.gradescope_bundle:
+        parser.error("--student-check writes one file: give no SUBMISSION or --gradescope-bundle with it")
+    if assignment not in ASSIGNMENTS:
+        parser.error(f"--student-check: the assignment must be hw5 or hw2, got {assignment!r}")
+    folder = os.path.dirname(os.path.abspath(out))
+    if not out.endswith(".py") or os.path.isdir(out):
+        parser.error(f"--student-check: {out!r} must name a .py file to write (e.g. check_{assignment}.py)")
+    if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+        parser.error(f"--student-check: cannot write {out!r} (its folder must exist and be writable)")
+    if _grader_file(out) or any(_same_file(out, os.path.join(HERE, info["file"])) for info in ASSIGNMENTS.values()):
+        parser.error(f"--student-check: {out!r} is one of the grader's own files; choose another path")
+    try:
+        keys = write_student_check(assignment, out)
+    except (OSError, ValueError) as e:
+        print(f"autograde.py: error: cannot write {out}: {e}", file=sys.stderr)
+        return EXIT_MISUSE
+    print(f"wrote {out}: {len(keys)} public checks of {assignment} ({', '.join(keys)}); students run "
+          f"`python {os.path.basename(out)} [{ASSIGNMENTS[assignment]['file']}]`")
     return 0
 
 

@@ -322,8 +322,16 @@ def _gradebook_csv(assignment, students, records):
     out = io.StringIO()
     w = csv.DictWriter(out, fieldnames=_columns(assignment), lineterminator="\n")
     w.writeheader()
-    w.writerows(_gradebook_rows(assignment, students, records))
+    w.writerows({k: _cell(v) for k, v in row.items()} for row in _gradebook_rows(assignment, students, records))
     return out.getvalue()
+
+
+def _cell(text):
+    """A text cell a spreadsheet shows as text: a name or file name that starts like a formula
+    (``=HYPERLINK(...)``, ``+``, ``-``, ``@``) gets a leading apostrophe (OWASP's CSV injection
+    advice), and control characters are escaped so each row stays one line."""
+    text = _path_text(str(text))
+    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
 
 
 def _safe(name):

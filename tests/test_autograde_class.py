@@ -135,6 +135,23 @@ def test_a_gradescope_export_gives_one_row_per_student(tmp_path):
         ("Zoe Ng", "zoe@uni.edu", "submission_1", "submission_1", None)]
 
 
+def test_gradebook_cells_cannot_be_formulas_or_break_rows(tmp_path):
+    """Names and file names come from students: one that starts like a spreadsheet formula is
+    kept as text (a leading apostrophe), and a newline cannot start a forged row."""
+    (tmp_path / "export" / "submission_1").mkdir(parents=True)
+    (tmp_path / "export" / "submission_1" / "=HYPERLINK(x).txt").write_text("")
+    (tmp_path / "export" / "submission_metadata.yml").write_text(
+        'submission_1:\n  :submitters:\n  - :name: "=HYPERLINK(\\"http://x\\")"\n  - :name: "Al\\nmallory,100"\n')
+    out = tmp_path / "out"
+    out.mkdir()
+    proc, rows = _grade_class(tmp_path / "export", out)
+    assert proc.returncode == 0, proc.stderr
+    assert [(r["student"], r["status"]) for r in rows] == [("'=HYPERLINK(\"http://x\")", "missing"),
+                                                          ("Al\\nmallory,100", "missing")]
+    assert rows[0]["note"] == "no hw2_ResNet.py and no .py file; found: =HYPERLINK(x).txt"  # not at a cell's start
+    assert len((out / "grades.csv").read_text().splitlines()) == 3
+
+
 @pytest.mark.parametrize("content, expected", [
     ("- just\n- a list\n", "is not a mapping of submissions"),
     ("submission_1: [unclosed\n", "cannot read"),
@@ -181,13 +198,16 @@ EXPECTED_STATUS = {"gus": "missing", "hal": "missing", "ida": "ambiguous", "jon"
 def one_at_a_time(tmp_path_factory):
     """Each gradable student's file graded alone (runner.grade_assignment: what autograde.py FILE
     does): student -> [each check's points]."""
-    out = {}
+    out, by_text = {}, {}  # (the same text is graded once: five students hand in the correct file)
     for name, files in _class_files().items():
         if name in EXPECTED_STATUS:
             continue
-        path = tmp_path_factory.mktemp(name) / "hw2_ResNet.py"
-        path.write_text(files[GRADED_FILE.get(name, "hw2_ResNet.py")])
-        out[name] = [r["score"] for r in runner.grade_assignment("hw2", str(path))["results"]]
+        text = files[GRADED_FILE.get(name, "hw2_ResNet.py")]
+        if text not in by_text:
+            path = tmp_path_factory.mktemp(name) / "hw2_ResNet.py"
+            path.write_text(text)
+            by_text[text] = [r["score"] for r in runner.grade_assignment("hw2", str(path))["results"]]
+        out[name] = by_text[text]
     return out
 
 

@@ -354,7 +354,7 @@ def _grade_class(parser, args, visibility):
     except classroom.ExportError as e:
         parser.error(str(e))
     except KeyboardInterrupt:
-        print(f"autograde.py: interrupted; what was graded is in {args.gradebook} and {args.feedback_dir}: "
+        print(f"autograde.py: what was graded is kept in {args.gradebook} and {args.feedback_dir}: "
               f"run the same command again to go on", file=sys.stderr)
         raise
     print(classroom.summary_text(args.assignment, rows, time.monotonic() - t0))

@@ -257,17 +257,23 @@ def _grade_one(assignment, path, options):
     """One submission, as ``autograde.py FILE`` grades it; a host-side failure is a fault, not a score."""
     from . import runner
 
+    _GRADING.append(True)
     try:
         return runner.grade_assignment(assignment, path, **options)
     except OSError as e:
         return {"fault": f"{type(e).__name__}: {e}"}
+    except _Stopped:  # a pool process told to stop: the grading's cleanup has run (worker killed, sandbox gone)
+        os._exit(128 + signal.SIGTERM)
+    finally:
+        _GRADING.clear()
 
 
-_GRADING = []  # in a pool process: True while a grading runs (SIGTERM then unwinds it)
+_GRADING = []  # in a pool process: non-empty while a grading runs
 
 
 class _Stopped(BaseException):
-    """SIGTERM to a pool process: unwinds the grading, so its worker and sandbox are removed."""
+    """SIGTERM to a pool process while it grades: unwinds the grading, so the ``finally`` blocks
+    kill its worker and remove its sandbox."""
 
 
 def _pool_init():
@@ -279,6 +285,9 @@ def _pool_init():
 
 
 def _on_stop(signum, frame):
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: the cleanup itself is not interrupted
+    if not _GRADING:
+        os._exit(128 + signum)  # idle: nothing to clean up
     raise _Stopped(signum)
 
 

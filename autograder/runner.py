@@ -542,12 +542,13 @@ def grade_assignment(assignment, student_file, timeout=DEFAULT_TIMEOUT, memory_m
     stdout = _Capped(output_cap)
     if check_limit is None:
         check_limit = max(CHECK_LIMIT_MIN, CHECK_LIMIT_FRACTION * float(timeout))
-    sandbox = tempfile.mkdtemp(prefix=f"autograde-{assignment}-", dir=_sandbox_base())
-    work, home, tmpd, cache = (os.path.join(sandbox, d) for d in ("work", "home", "tmp", "cache"))
     isolation = "not started"
     fault = ""  # a fault of the grader or its host (not of the submission): the grading has no score
     restore = []  # (folder, mode) to put back
-    try:
+    sandbox = None
+    try:  # (the sandbox is made inside: a Ctrl-C or SIGTERM at any point still removes it)
+        sandbox = tempfile.mkdtemp(prefix=f"autograde-{assignment}-", dir=_sandbox_base())
+        work, home, tmpd, cache = (os.path.join(sandbox, d) for d in ("work", "home", "tmp", "cache"))
         for d in (work, home, tmpd, cache):
             os.makedirs(d)
         problem = _copy_source(student_file, os.path.join(work, label))
@@ -609,7 +610,8 @@ def grade_assignment(assignment, student_file, timeout=DEFAULT_TIMEOUT, memory_m
         for h, mode in restore:
             with contextlib.suppress(OSError):
                 os.chmod(h, mode)
-        _rmtree(sandbox)
+        if sandbox is not None:
+            _rmtree(sandbox)
     results = []
     for k, p, d in table:
         fraction, message = final.get(k, (0.0, "not run"))

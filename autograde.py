@@ -131,8 +131,10 @@ def build_parser():
     g.add_argument("--regrade", action="store_true",
                    help="with --class: grade every submission again, even those graded by an earlier run")
     p.add_argument("--student-check", nargs=2, metavar=("hw5|hw2", "OUT.py"), default=None,
-                   help="write the self-check students run before they submit (python check_hw5.py [hw5.py]): the "
-                        "public checks, with the grader's names and messages, and no answer in it")
+                   help="write the students' self-check of hw5 or hw2 to OUT.py and exit: one standalone file to hand "
+                        "out; a student runs `python OUT.py [path/to/hw5.py]` (or `pytest OUT.py`) next to their file "
+                        "and sees the grader's public checks with its names and messages, offline, in seconds "
+                        "(docs/student_check.md)")
     p.add_argument("--gradescope-bundle", nargs=2, metavar=("hw5|hw2", "OUT.zip"), default=None,
                    help="write the Gradescope autograder zip (gradescope/setup.sh and run_autograder, grading.env, "
                         "autograde.py, autograde_worker.py, common.py, the "
@@ -285,7 +287,7 @@ def main(argv=None):
 
 def _write_student_check(parser, args):
     """``--student-check hw5|hw2 OUT.py``: the file a TA hands out (autograder/student_check.py)."""
-    from autograder.student_check import write_student_check
+    from autograder.student_check import NOT_RUN, write_student_check
 
     assignment, out = args.student_check
     if args.submission or args.gradescope_bundle:
@@ -304,8 +306,9 @@ def _write_student_check(parser, args):
     except (OSError, ValueError) as e:
         print(f"autograde.py: error: cannot write {out}: {e}", file=sys.stderr)
         return EXIT_MISUSE
-    print(f"wrote {out}: {len(keys)} public checks of {assignment} ({', '.join(keys)}); students run "
-          f"`python {os.path.basename(out)} [{ASSIGNMENTS[assignment]['file']}]`")
+    print(f"wrote {out}: {len(keys)} checks of {assignment} (not run there, they need the reference's weights: "
+          f"{', '.join(NOT_RUN[assignment])}); students run `python {os.path.basename(out)} "
+          f"[{ASSIGNMENTS[assignment]['file']}]`")
     return 0
 
 

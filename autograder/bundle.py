@@ -32,7 +32,8 @@ def grader_sources():
     package = os.path.dirname(os.path.abspath(__file__))
     names = ["autograde.py", "autograde_worker.py", "common.py"]
     for folder in (package, os.path.join(package, "checks")):
-        names += sorted(os.path.relpath(os.path.join(folder, n), HERE) for n in os.listdir(folder) if n.endswith(".py"))
+        names += sorted(os.path.relpath(os.path.join(folder, n), HERE) for n in os.listdir(folder)
+                        if n.endswith(".py") and not n.startswith("student_check"))  # (the students' file's maker)
     return names
 
 

@@ -353,6 +353,16 @@ def test_mutant_loses_exactly_its_points(name, tmp_path):
             assert r["output"] and r["output"] != "ok"
 
 
+def test_a_block_that_raises_is_told_the_input_shape_once(tmp_path):
+    """Before: "Block(1)(x) for x of shape (3, 1, 6, 6) for x of shape (3, 1, 6, 6) raised ..."."""
+    path = _apply("hw2", [("        out = F.relu(self.bn1(self.conv1(x)))",
+                           "        raise ValueError('unfinished')")], tmp_path, "block raises")
+    message = {r["check"]: r["output"] for r in runner.grade_in_process("hw2", path, checks=["Block_shape"])}
+    assert message["Block_shape"].startswith("Block(1)(x) for x of shape (3, 1, 6, 6) raised ValueError: unfinished"), \
+        message
+    assert message["Block_shape"].count("for x of shape") == 1
+
+
 def test_mutant_messages_name_the_mistake(tmp_path):
     def output(name, check):
         assignment, edits, _ = MUTANTS[name]

@@ -447,3 +447,21 @@ def test_under_pytest_each_check_is_a_test(generated, tmp_path):
     assert "FAILED check_hw2.py::test_Block_layers" in out.stdout
     assert "\nBlock_layers: Block(1) (5 layers ran, expected 6): ReLU missing after layer 5\n" in out.stdout
     assert "SKIPPED [1] check_hw2.py" in out.stdout and "Block_train: not run here" in out.stdout
+
+
+def test_the_command_line_writes_the_file_and_refuses_bad_targets_in_one_line(tmp_path):
+    """``autograde.py --student-check``: the file it writes runs; a wrong assignment, a path that
+    is not a .py file, or one of the grader's own files is refused with one line, exit 2."""
+    cli = [sys.executable, os.path.join(ROOT, "autograde.py"), "--student-check"]
+    out = subprocess.run(cli + ["hw2", str(tmp_path / "check_hw2.py")], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "not run there, they need the reference's weights: Block_train" in out.stdout, out
+    (tmp_path / "hw2_ResNet.py").write_text(open(os.path.join(CORPUS, "hw2", "starter_correct.py"), encoding="utf-8").read())
+    assert subprocess.run([sys.executable, "-I", "check_hw2.py"], cwd=tmp_path, capture_output=True,
+                          timeout=120).returncode == 0
+    for args, expected in ((["hw7", "x.py"], "the assignment must be hw5 or hw2"),
+                           (["hw2", str(tmp_path / "x.txt")], "must name a .py file"),
+                           (["hw2", os.path.join(ROOT, "hw2_ResNet.py")], "one of the grader's own files")):
+        out = subprocess.run(cli + args, capture_output=True, text=True, timeout=120)
+        assert out.returncode == 2 and f"autograde.py: error: --student-check: " in out.stderr.splitlines()[-1], out
+        assert expected in out.stderr and "Traceback" not in out.stderr
+    assert not (tmp_path / "x.txt").exists()

@@ -93,8 +93,7 @@ def check_Block_shape(c):
 
     for C in BLOCK_CHANNELS:
         x = _rand(3, C, 6, 6, seed=C)
-        what = f"Block({C})(x) for x of shape {tuple(x.shape)}"
-        out, = _outputs(c.ask("forward", **_hw2_request("Block", C), seed=50 + C, what=what,
+        out, = _outputs(c.ask("forward", **_hw2_request("Block", C), seed=50 + C, what=f"Block({C})(x)",
                               steps=[{"input": _enc(x)}]), 1)
         t = out.tensor()
         if t is None or tuple(t.shape) != tuple(x.shape):

@@ -42,7 +42,7 @@ from autograder.checks import ASSIGNMENTS, FILE_TO_ASSIGNMENT
 from autograder.registry import VISIBILITY_LEVELS
 from autograder.report import _missing_file_grading, _path_text, format_table, parse_visibility, results_json
 from autograder.runner import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT, HERE, grade_assignment
-from autograder.sandbox import _kill_orphans, _probe_memory_limit, become_subreaper
+from autograder.sandbox import _kill_orphans, _probe_memory_limit, _under, become_subreaper
 
 EXIT_MISUSE = 2
 MAX_MEMORY_MB = 1 << 20  # 1 TB: larger values are a typo (and overflow RLIMIT_AS on some systems)
@@ -331,9 +331,12 @@ def _grade_class(parser, args, visibility):
     for flag, path in (("--gradebook", args.gradebook), ("--feedback-dir", args.feedback_dir)):
         if _grader_file(path) or any(_same_file(os.path.join(HERE, f), path) for f in ("autograder", "gradescope")):
             parser.error(f"{flag}: {path!r} is one of the grader's own files; choose another path")
-        if os.path.realpath(path) == os.path.realpath(export) or os.path.realpath(path).startswith(
-                os.path.realpath(export) + os.sep):
+        if _under(path, export):
             parser.error(f"{flag}: {path!r} lies inside the export; a later run would take it for a student")
+    if _under(args.gradebook, args.feedback_dir):
+        parser.error(f"--gradebook: {args.gradebook!r} lies inside --feedback-dir, where the run writes its own files")
+    if _under(export, args.feedback_dir):
+        parser.error(f"--class: the export lies inside --feedback-dir {args.feedback_dir!r}; keep them apart")
     if os.path.isdir(args.gradebook):
         parser.error(f"--gradebook: {args.gradebook!r} is a folder; name the CSV file to write")
     try:

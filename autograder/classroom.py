@@ -30,7 +30,7 @@ from .report import _path_text, format_table, results_json
 STATUSES = ("graded", "missing", "ambiguous", "error")  # "error": the grader's or host's fault, no score
 METADATA = "submission_metadata.yml"  # Gradescope's "Export Submissions" index
 SKIPPED_DIRS = ("__MACOSX",)  # and every hidden folder
-MAX_DEPTH = 4  # folders below a submission's own that are searched (a zipped upload's folders)
+MAX_DEPTH = 8  # folders below a submission's own that are searched (a zipped upload's folders)
 
 
 # ==========================================================================================
@@ -62,6 +62,9 @@ def read_export(export_dir):
         return _read_gradescope(export_dir, meta)
     students = [{"student": d, "email": "", "submission": d, "folder": os.path.join(export_dir, d)}
                 for d in _subfolders(export_dir)]
+    students += [{"student": d, "email": "", "submission": d, "folder": None, "note": "a symbolic link (not followed)"}
+                 for d in sorted(os.listdir(export_dir)) if not d.startswith(".")
+                 and os.path.islink(os.path.join(export_dir, d)) and os.path.isdir(os.path.join(export_dir, d))]
     if not students:
         raise ExportError(f"--class: {export_dir!r} holds neither {METADATA} nor a subfolder per student")
     return sorted(students, key=lambda s: (s["student"].lower(), s["submission"]))
@@ -84,20 +87,42 @@ def _read_gradescope(export_dir, meta):
         raise ExportError(f"--class: {meta} is not a mapping of submissions (expected Gradescope's export)")
     students = []
     for sub, info in data.items():
+        sub = str(sub)
         info = {str(k).lstrip(":"): v for k, v in (info or {}).items()} if isinstance(info, dict) else {}
-        folder = os.path.join(export_dir, str(sub))
-        folder = folder if os.path.isdir(folder) and not os.path.islink(folder) else None
-        people = [p for p in info.get("submitters") or [] if isinstance(p, dict)] or [{}]
-        for p in people:
+        folder = os.path.join(export_dir, sub)
+        plain = os.path.basename(sub) == sub and sub not in ("", ".", "..")  # never a path out of the export
+        folder = folder if plain and os.path.isdir(folder) and not os.path.islink(folder) else None
+        people = [p for p in info.get("submitters") or [] if isinstance(p, dict)]
+        for p in people or [{}]:
             p = {str(k).lstrip(":"): v for k, v in p.items()}
+            note = "" if people else f"no submitters in {METADATA}"
+            if not plain:
+                note = "; ".join(n for n in (note, "its key is not a folder name of the export") if n)
             students.append({"student": str(p.get("name") or p.get("email") or sub), "email": str(p.get("email") or ""),
-                             "submission": str(sub), "folder": folder})
+                             "submission": sub, "folder": folder, **({"note": note} if note else {})})
     listed = {s["submission"] for s in students}
     for d in _subfolders(export_dir):  # on disk but not in the metadata: graded, and named so
         if d not in listed:
             students.append({"student": d, "email": "", "submission": d, "folder": os.path.join(export_dir, d),
                              "note": f"not listed in {METADATA}"})
-    return sorted(students, key=lambda s: (s["student"].lower(), s["submission"]))
+    return _note_duplicates(sorted(students, key=lambda s: (s["student"].lower(), s["submission"])))
+
+
+def _note_duplicates(students):
+    """A student (the same email, or the same name without one) in two submissions gets a note on
+    both rows: which one counts is the TA's decision, not the grader's."""
+    import unicodedata
+
+    by = {}
+    for s in students:
+        who = s["email"].strip().lower() or unicodedata.normalize("NFC", s["student"]).strip().lower()
+        by.setdefault(who, []).append(s)
+    for same in by.values():
+        subs = sorted({s["submission"] for s in same})
+        for s in same if len(subs) > 1 else ():
+            others = ", ".join(x for x in subs if x != s["submission"])
+            s["note"] = "; ".join(n for n in (s.get("note", ""), f"the same student is also in {others}") if n)
+    return students
 
 
 # ==========================================================================================
@@ -106,7 +131,7 @@ def _read_gradescope(export_dir, meta):
 def choose_file(folder, assignment):
     """``(status, path or None, note)`` for one submission folder, by this rule:
 
-    1. the file named as the handout says (``hw5.py``; any case), at any depth up to MAX_DEPTH:
+    1. the file named as the handout says (``hw5.py``; any case), up to MAX_DEPTH folders deep:
        exactly one is graded; several are ``ambiguous`` (all listed);
     2. none so named: the submission's only ``.py`` file is graded, and the note says so
        (``hw5_final.py`` graded as hw5.py); several ``.py`` files are ``ambiguous``;
@@ -116,11 +141,13 @@ def choose_file(folder, assignment):
     label = ASSIGNMENTS[assignment]["file"]
     if folder is None:
         return "missing", None, "no folder for this submission in the export"
-    named, python, others = [], [], []
+    named, python, others, deeper = [], [], [], False
     for root, dirs, files in os.walk(folder):
         depth = os.path.relpath(root, folder).count(os.sep) + (root != folder)
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in SKIPPED_DIRS and depth < MAX_DEPTH
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in SKIPPED_DIRS
                          and not os.path.islink(os.path.join(root, d)))
+        if depth >= MAX_DEPTH and dirs:
+            deeper, dirs[:] = True, []
         for f in sorted(files):
             p = os.path.join(root, f)
             if os.path.islink(p) or not os.path.isfile(p):
@@ -137,7 +164,12 @@ def choose_file(folder, assignment):
         return "graded", os.path.join(folder, python[0]), f"graded {_path_text(python[0])} as {label} (its only .py file)"
     if python:
         return "ambiguous", None, f"no {label}, and {len(python)} other .py files: {shown(python)}"
-    return "missing", None, f"no {label} and no .py file" + (f"; found: {shown(others)}" if others else "; the folder is empty")
+    note = f"no {label} and no .py file" + (f"; found: {shown(others)}" if others else "")
+    if deeper:
+        note += f"; folders more than {MAX_DEPTH} levels deep were not searched"
+    elif not others:
+        note += "; the folder holds no regular file"
+    return "missing", None, note
 
 
 # ==========================================================================================
@@ -146,7 +178,7 @@ def choose_file(folder, assignment):
 def grade_class(export_dir, assignment, gradebook, feedback_dir, jobs=1, regrade=False, options=None,
                 progress=None, log=print):
     """Grade every submission of ``export_dir`` as ``assignment``; write ``gradebook`` (CSV),
-    ``feedback_dir/<submission>/`` (feedback.txt, results.json, record.json) and the class
+    ``feedback_dir/students/<submission>/`` (feedback.txt, results.json, record.json) and the class
     summary (``feedback_dir/summary.png``, ``pass_rates.csv``). Returns the gradebook rows.
 
     ``options``: ``grade_assignment``'s keyword arguments (timeout, memory_mb, hide_expected)
@@ -161,21 +193,23 @@ def grade_class(export_dir, assignment, gradebook, feedback_dir, jobs=1, regrade
     options = dict(options or {})
     visibility = options.pop("visibility", None)
     students = read_export(export_dir)
-    fingerprint = _grader_fingerprint(assignment, options)
-    os.makedirs(feedback_dir, exist_ok=True)
+    fingerprint = _grader_fingerprint(assignment, dict(options, visibility=visibility))
+    os.makedirs(os.path.join(feedback_dir, "students"), exist_ok=True)
+    lock = _lock(feedback_dir)  # held until this process ends
     by_submission = {}  # one grading per submission (a group's members share it)
     for s in students:
         by_submission.setdefault(s["submission"], s)
+    folders = _feedback_folders(feedback_dir, by_submission)
     records, todo = {}, []
     for sub, s in by_submission.items():
         status, path, note = choose_file(s["folder"], assignment)
         note = "; ".join(n for n in (s.get("note", ""), note) if n)
         if status != "graded":
             records[sub] = {"status": status, "file": "", "score": None, "checks": {}, "note": note}
-            _write_feedback(feedback_dir, sub, records[sub], None, None)
+            _write_feedback(folders[sub], records[sub], None, None)
             continue
         digest = _sha256(path)
-        old = None if regrade else _read_record(feedback_dir, sub)
+        old = None if regrade else _read_record(folders[sub])
         if old and old.get("fingerprint") == fingerprint and old.get("sha256") == digest and old["status"] == "graded":
             records[sub] = old
         else:
@@ -195,7 +229,7 @@ def grade_class(export_dir, assignment, gradebook, feedback_dir, jobs=1, regrade
         if g.get("fault"):
             records[sub] = {"status": "error", "file": rel, "score": None, "checks": {},
                             "note": "; ".join(n for n in (note, f"the grader failed: {g['fault']}") if n)}
-            _write_feedback(feedback_dir, sub, records[sub], None, None)
+            _write_feedback(folders[sub], records[sub], None, None)
             return
         if note:
             g["notes"].insert(0, note)
@@ -204,7 +238,7 @@ def grade_class(export_dir, assignment, gradebook, feedback_dir, jobs=1, regrade
         records[sub] = {"status": "graded", "file": rel, "score": report["score"],
                         "checks": {r["check"]: r["score"] for r in g["results"]}, "note": note,
                         "sha256": digest, "fingerprint": fingerprint}
-        _write_feedback(feedback_dir, sub, records[sub], g, report)
+        _write_feedback(folders[sub], records[sub], g, report)
 
     interrupted = False
     try:
@@ -216,6 +250,7 @@ def grade_class(export_dir, assignment, gradebook, feedback_dir, jobs=1, regrade
     rows = _gradebook_rows(assignment, students, records)
     atomic_write_bytes(gradebook, _gradebook_csv(assignment, students, records))
     write_summary(assignment, rows, feedback_dir)
+    lock.close()
     if interrupted:
         raise KeyboardInterrupt
     return rows
@@ -282,6 +317,10 @@ def _pool_init():
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
     signal.signal(signal.SIGTERM, _on_stop)
     become_subreaper()  # the workers' orphans come back to this process, which kills them
+    with contextlib.suppress(Exception):  # the main process killed (-9): stop as if told to
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
 
 
 def _on_stop(signum, frame):
@@ -294,6 +333,7 @@ def _on_stop(signum, frame):
 def _stop_pool(pool):
     """Ctrl-C: cancel what has not started, stop what has (each grading's ``finally`` kills its
     worker and removes its sandbox), and wait for the pool's processes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the cleanup short
     processes = list((getattr(pool, "_processes", None) or {}).values())
     pool.shutdown(wait=False, cancel_futures=True)
     for p in processes:
@@ -343,27 +383,51 @@ def _cell(text):
     return "'" + text if text[:1] in ("=", "+", "-", "@") else text
 
 
-def _safe(name):
-    """A folder name for a submission: its own when plain, else the plain part and a hash."""
-    plain = re.sub(r"[^A-Za-z0-9._-]", "_", name).strip(".") or "submission"
-    return plain if plain == name else f"{plain[:60]}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+def _feedback_folders(feedback_dir, submissions):
+    """{submission: its folder under ``feedback_dir/students/``}: the submission's own name when
+    it is a plain file name, else its plain part and a hash; never two submissions in one folder
+    (names compared without regard to case, as macOS and Windows do)."""
+    taken, folders = set(), {}
+    for sub in sorted(submissions):
+        name = re.sub(r"[^A-Za-z0-9._-]", "_", sub).strip(".")[:60] or "submission"
+        tag = hashlib.sha256(sub.encode()).hexdigest()
+        if name != sub:
+            name = f"{name}-{tag[:8]}"
+        while name.lower() in taken:
+            name, tag = f"{name}-{tag[:8]}", hashlib.sha256(tag.encode()).hexdigest()
+        taken.add(name.lower())
+        folders[sub] = os.path.join(feedback_dir, "students", name)
+    return folders
 
 
-def _read_record(feedback_dir, sub):
+def _lock(feedback_dir):
+    """An exclusive lock on ``feedback_dir`` for this run: a second run at once on the same
+    folder would grade everything twice and overwrite the first one's gradebook."""
+    import fcntl
+
+    f = open(os.path.join(feedback_dir, ".lock"), "w")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.close()
+        raise ExportError(f"--feedback-dir: another --class run is using {feedback_dir}; wait for it to end") from None
+    return f
+
+
+def _read_record(folder):
     with contextlib.suppress(OSError, ValueError):
-        with open(os.path.join(feedback_dir, _safe(sub), "record.json"), encoding="utf-8") as f:
+        with open(os.path.join(folder, "record.json"), encoding="utf-8") as f:
             record = json.load(f)
         if isinstance(record, dict) and record.get("status") in STATUSES:
             return record
     return None
 
 
-def _write_feedback(feedback_dir, sub, record, grading, report):
+def _write_feedback(folder, record, grading, report):
     """feedback.txt (what the student reads), results.json (Gradescope's format) and
-    record.json (what a resumed run reads back), in ``feedback_dir/<submission>/``."""
+    record.json (what a resumed run reads back), in the submission's ``folder``."""
     from common import atomic_write_bytes
 
-    folder = os.path.join(feedback_dir, _safe(sub))
     os.makedirs(folder, exist_ok=True)
     if grading is not None:
         text = format_table([grading]) + f"score: {record['score']:g} / {sum(p for _, p, _ in POINTS[grading['assignment']]):g}\n"

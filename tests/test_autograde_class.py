@@ -98,7 +98,7 @@ def _grade_class(export, out, *extra, timeout=600):
     ("eve", "graded", "hw2_ResNet_final.py", "graded hw2_ResNet_final.py as hw2_ResNet.py (its only .py file)"),
     ("fay", "graded", "work/HW2_ResNet.py", "graded work/HW2_ResNet.py as hw2_ResNet.py"),
     ("gus", "missing", None, "no hw2_ResNet.py and no .py file; found: report.pdf"),
-    ("hal", "missing", None, "no hw2_ResNet.py and no .py file; the folder is empty"),
+    ("hal", "missing", None, "no hw2_ResNet.py and no .py file; the folder holds no regular file"),
     ("ida", "ambiguous", None, "2 files named hw2_ResNet.py: hw2_ResNet.py, old/hw2_ResNet.py"),
     ("jon", "ambiguous", None, "no hw2_ResNet.py, and 2 other .py files: a.py, b.py"),
     ("kim", "graded", "hw2_ResNet.py", ""),  # __MACOSX and hidden folders are not candidates
@@ -107,6 +107,16 @@ def test_the_file_rule_grades_one_file_or_says_why_not(tmp_path, student, status
     _write(str(tmp_path), _class_files()[student])
     got_status, path, got_note = classroom.choose_file(str(tmp_path), "hw2")
     assert (got_status, path and os.path.relpath(path, tmp_path), got_note) == (status, graded, note)
+
+
+def test_the_file_rule_searches_8_folders_deep_and_says_when_it_stopped(tmp_path):
+    _write(str(tmp_path / "a"), {"1/2/3/4/5/6/7/8/hw2_ResNet.py": CORRECT2})
+    _write(str(tmp_path / "b"), {"1/2/3/4/5/6/7/8/9/hw2_ResNet.py": CORRECT2, "readme.txt": ""})
+    assert classroom.choose_file(str(tmp_path / "a"), "hw2")[:2] == (
+        "graded", str(tmp_path / "a" / "1/2/3/4/5/6/7/8/hw2_ResNet.py"))
+    assert classroom.choose_file(str(tmp_path / "b"), "hw2") == (
+        "missing", None, "no hw2_ResNet.py and no .py file; found: readme.txt; folders more than 8 levels deep "
+                         "were not searched")
 
 
 def test_the_file_rule_never_follows_a_link(tmp_path):
@@ -141,15 +151,53 @@ def test_gradebook_cells_cannot_be_formulas_or_break_rows(tmp_path):
     (tmp_path / "export" / "submission_1").mkdir(parents=True)
     (tmp_path / "export" / "submission_1" / "=HYPERLINK(x).txt").write_text("")
     (tmp_path / "export" / "submission_metadata.yml").write_text(
-        'submission_1:\n  :submitters:\n  - :name: "=HYPERLINK(\\"http://x\\")"\n  - :name: "Al\\nmallory,100"\n')
+        'submission_1:\n  :submitters:\n  - :name: "=HYPERLINK(\\"http://x\\")"\n  - :name: "Al\\nmallory,100"\n'
+        '  - :name: "Eve\\rMallory"\n')
     out = tmp_path / "out"
     out.mkdir()
     proc, rows = _grade_class(tmp_path / "export", out)
     assert proc.returncode == 0, proc.stderr
     assert [(r["student"], r["status"]) for r in rows] == [("'=HYPERLINK(\"http://x\")", "missing"),
-                                                          ("Al\\nmallory,100", "missing")]
+                                                          ("Al\\nmallory,100", "missing"), ("Eve\\rMallory", "missing")]
     assert rows[0]["note"] == "no hw2_ResNet.py and no .py file; found: =HYPERLINK(x).txt"  # not at a cell's start
-    assert len((out / "grades.csv").read_text().splitlines()) == 3
+    assert len((out / "grades.csv").read_text().splitlines()) == 4
+
+
+def test_metadata_keys_never_reach_outside_the_export_and_odd_entries_are_noted(tmp_path):
+    """A key that is a path is not followed; a submission without submitters, and a student in
+    two submissions, get a note (which one counts is the TA's call)."""
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "secret.txt").write_text("")
+    export = tmp_path / "export"
+    for sub in ("submission_1", "submission_2", "submission_3"):
+        (export / sub).mkdir(parents=True)
+    (export / "submission_metadata.yml").write_text(
+        "../outside:\n  :submitters:\n  - :name: Mal\n"
+        "submission_1:\n  :submitters:\n  - :name: Ann\n    :email: ann@uni.edu\n"
+        "submission_2:\n  :submitters:\n  - :name: Ann B.\n    :email: ANN@uni.edu\n"
+        "submission_3:\n  :submitters: []\n")
+    rows = {r["submission"]: r for r in classroom.read_export(str(export))}
+    assert rows["../outside"]["folder"] is None
+    assert rows["../outside"]["note"] == "its key is not a folder name of the export"
+    assert rows["submission_1"]["note"] == "the same student is also in submission_2"
+    assert rows["submission_2"]["note"] == "the same student is also in submission_1"
+    assert rows["submission_3"]["note"] == "no submitters in submission_metadata.yml"
+
+
+def test_feedback_folders_never_collide():
+    subs = ["a,b", "a_b-" + __import__("hashlib").sha256(b"a,b").hexdigest()[:8], "Ann", "ann", "../x", "x"]
+    folders = classroom._feedback_folders("/fb", subs)
+    names = [os.path.basename(f).lower() for f in folders.values()]
+    assert len(set(names)) == len(subs) and all(os.path.dirname(f) == "/fb/students" for f in folders.values())
+    assert folders["x"] == "/fb/students/x" and folders == classroom._feedback_folders("/fb", subs[::-1])
+
+
+def test_a_second_run_at_once_on_the_same_feedback_folder_is_refused(tmp_path):
+    held = classroom._lock(str(tmp_path))
+    with pytest.raises(classroom.ExportError, match="another --class run is using"):
+        classroom._lock(str(tmp_path))
+    held.close()
+    classroom._lock(str(tmp_path)).close()
 
 
 @pytest.mark.parametrize("content, expected", [
@@ -171,6 +219,8 @@ def test_a_broken_metadata_file_is_one_line(tmp_path, content, expected):
     (["--assignment", "hw2", "--feedback-dir", "FB"], "--class needs --gradebook"),
     (["--assignment", "hw2", "--gradebook", "G.csv", "--feedback-dir", "FB", "-j", "0"], "-j must be at least 1"),
     (["--assignment", "hw2", "--gradebook", "G.csv", "--feedback-dir", "EXPORT/fb"], "lies inside the export"),
+    (["--assignment", "hw2", "--gradebook", "FB/summary.png", "--feedback-dir", "FB"], "lies inside --feedback-dir"),
+    (["--assignment", "hw2", "--gradebook", "../G.csv", "--feedback-dir", "."], "the export lies inside --feedback-dir"),
     (["--assignment", "hw2", "--gradebook", "G.csv", "--feedback-dir", "FB", "X.py"], "give no SUBMISSION"),
 ])
 def test_class_flags_are_checked_in_one_line_before_grading(tmp_path, args, expected):
@@ -257,11 +307,11 @@ def test_a_gradescope_export_of_20_graded_two_at_a_time_equals_one_at_a_time(tmp
     # feedback: each graded student's table and Gradescope JSON; the others' reason
     fb = out / "feedback"
     sub = {r["student"]: r["submission"] for r in rows}
-    report = json.loads((fb / sub["ben"] / "results.json").read_text())
+    report = json.loads((fb / "students" / sub["ben"] / "results.json").read_text())
     assert report["score"] == 70 and len(report["tests"]) == len(KEYS)
-    assert "skip connection" in (fb / sub["ben"] / "feedback.txt").read_text()
-    assert (fb / sub["ida"] / "feedback.txt").read_text().startswith("not graded (ambiguous): 2 files named")
-    assert not (fb / sub["ida"] / "results.json").exists()
+    assert "skip connection" in (fb / "students" / sub["ben"] / "feedback.txt").read_text()
+    assert (fb / "students" / sub["ida"] / "feedback.txt").read_text().startswith("not graded (ambiguous): 2 files named")
+    assert not (fb / "students" / sub["ida"] / "results.json").exists()
     # the summary agrees with the gradebook
     with open(fb / "pass_rates.csv", encoding="utf-8") as f:
         rates = {r["check"]: r for r in csv.DictReader(f)}
@@ -281,13 +331,13 @@ def test_a_plain_export_of_20_graded_one_at_a_time_equals_it_and_a_second_run_gr
     assert proc.returncode == 0, proc.stderr
     _check_gradebook(rows, one_at_a_time)
     # a second run grades nothing; a changed file is graded again, and only it
-    records = {r["submission"]: (out / "feedback" / r["submission"] / "record.json").stat().st_mtime_ns
+    records = {r["submission"]: (out / "feedback" / "students" / r["submission"] / "record.json").stat().st_mtime_ns
                for r in rows if r["status"] == "graded"}
     shutil.copy(os.path.join(CORPUS, "hw2", "block_no_skip.py"), tmp_path / "export" / "ned" / "hw2_ResNet.py")
     proc, again = _grade_class(tmp_path / "export", out)
     assert proc.returncode == 0 and "1 to grade" in proc.stderr, proc.stderr
     changed = {r["submission"] for r in again if r["status"] == "graded" and
-               (out / "feedback" / r["submission"] / "record.json").stat().st_mtime_ns != records[r["submission"]]}
+               (out / "feedback" / "students" / r["submission"] / "record.json").stat().st_mtime_ns != records[r["submission"]]}
     assert changed == {"ned"}
     assert {r["student"]: r["score"] for r in again}["ned"] == "70"
 
@@ -305,7 +355,7 @@ def test_ctrl_c_or_sigterm_keeps_what_was_graded_and_a_second_run_goes_on(tmp_pa
            "hw2", "--gradebook", str(out / "grades.csv"), "--feedback-dir", str(out / "fb"), "--timeout", "300"]
     proc = subprocess.Popen(cmd + ["-j", jobs], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
-    while not (out / "fb" / "a_first" / "record.json").exists() and time.monotonic() < deadline:
+    while not (out / "fb" / "students" / "a_first" / "record.json").exists() and time.monotonic() < deadline:
         time.sleep(0.2)
     time.sleep(1.0)  # b_hangs is being imported now
     proc.send_signal(sig)

@@ -255,6 +255,21 @@ def test_a_library_warning_in_the_output_does_not_show_the_hosts_python_folders(
     assert os.path.dirname(torch.__file__) not in report["output"]
 
 
+def test_out_of_memory_the_kernel_kills_a_worker_before_the_grader(tmp_path):
+    """RLIMIT_AS is per process: a submission that forks many children can exhaust the machine's
+    memory (a hostile pass OOM-killed the grader of a whole class). Every worker process has the
+    highest OOM score, inherited by its children, so the kernel kills one of them first."""
+    from autograder import runner
+
+    sub = tmp_path / "hw2_ResNet.py"
+    sub.write_text(open(os.path.join(ROOT, "hw2_ResNet.py"), encoding="utf-8").read()
+                   + "\nimport os\nif os.fork() == 0:\n    os._exit(0 if open('/proc/self/oom_score_adj').read().strip()"
+                     " == '1000' else 9)\n_, status = os.wait()\nprint('child', os.waitstatus_to_exitcode(status), "
+                     "'self', open('/proc/self/oom_score_adj').read().strip())\n")
+    quiet = {r["check"]: r["output"] for r in runner.grade_assignment("hw2", str(sub))["results"]}["import_quiet"]
+    assert "'child 0 self 1000'" in quiet, quiet
+
+
 @pytest.mark.parametrize("layout", ["sub/hw2_ResNet.py", "HW2_ResNet.py", "only.py"])
 def test_results_never_overwrite_the_file_the_folder_search_picked(layout, tmp_path):
     """Cause 2 (before: graded 100, then replaced the submission with the JSON): the guard

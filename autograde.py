@@ -104,7 +104,8 @@ def build_parser():
     p.add_argument("--results", metavar="PATH", default=None,
                    help="also write Gradescope's results JSON to PATH (its folder must exist)")
     p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
-                   help="wall-clock seconds per assignment for the import and all checks")
+                   help="wall-clock seconds for each import of the submission (the first, and one after each "
+                        "crash); each check may take a quarter of it, at least 5 s")
     p.add_argument("--memory-mb", type=int, default=DEFAULT_MEMORY_MB,
                    help="address-space limit of the grading subprocess (RLIMIT_AS), in MB")
     p.add_argument("--json-only", action="store_true",
@@ -185,7 +186,8 @@ def main(argv=None):
             print(f"autograde.py: error: cannot write the bundle: {e}", file=sys.stderr)
             return EXIT_MISUSE
         print(f"wrote {out_zip}: {', '.join(members)}")
-        print(f"upload it as the Gradescope autograder of {assignment} (base image: Ubuntu 24.04)")
+        print(f"upload it as the Gradescope autograder of {assignment} (base image Ubuntu 24.04; memory, timeout and a "
+              f"test run: docs/gradescope.md)")
         return 0
     if not args.submission:
         parser.error("the SUBMISSION argument is required (a hw5.py, a hw2_ResNet.py, or a folder)")

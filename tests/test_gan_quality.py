@@ -278,14 +278,13 @@ def test_cache_second_build_loads_same_weights(scorer, mnist5k, cache_dir, capsy
     images, labels = mnist5k
     path = cache_dir / "digit_classifier_mnist-5k.pt"
     assert path.is_file()
-    t = time.perf_counter()
     again = gq.build_scorer(images, labels, cache_dir, "mnist-5k", verbose=True, epochs=EPOCHS)
-    elapsed = time.perf_counter() - t
     out = capsys.readouterr().out
-    assert "loaded from" in out and "trained" not in out and "retraining" not in out
-    assert elapsed < 5  # no training: one forward pass over the 2,000 held-out images
+    assert "loaded from" in out and "trained" not in out and "retraining" not in out  # no training
     assert same_weights(weights(again), weights(scorer))
-    assert again.reference == scorer.reference and again.accuracy == scorer.accuracy
+    # the reference scores are recomputed by a forward pass: equal up to float rounding, which
+    # depends on the thread count (the fixture is built before the one-thread fixture applies)
+    assert again.reference == pytest.approx(scorer.reference, rel=1e-9) and again.accuracy == scorer.accuracy
     assert [p.name for p in cache_dir.iterdir()] == ["digit_classifier_mnist-5k.pt"]  # no temp files left
 
 

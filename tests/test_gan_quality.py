@@ -4,7 +4,6 @@ import csv
 import math
 import os
 import random
-import time
 
 import numpy as np
 import pytest

@@ -361,7 +361,7 @@ def _grade_class(parser, args, visibility):
                                      log=lambda line: print(line, file=sys.stderr))
     except classroom.ExportError as e:
         parser.error(str(e))
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, _Terminated):
         print(f"autograde.py: what was graded is kept in {args.gradebook} and {args.feedback_dir}: "
               f"run the same command again to go on", file=sys.stderr)
         raise
@@ -371,7 +371,7 @@ def _grade_class(parser, args, visibility):
     errors = [r for r in rows if r["status"] == "error"]
     if errors:
         print(f"autograde.py: error: the grader failed on {len(errors)} submission(s) (status=error, no score): "
-              f"{', '.join(r['submission'] for r in errors[:5])}; run again to retry them", file=sys.stderr)
+              f"{', '.join(_path_text(r['submission']) for r in errors[:5])}; run again to retry them", file=sys.stderr)
         return EXIT_FAULT
     return 0
 

@@ -78,9 +78,15 @@ def _subfolders(folder):
 def _read_gradescope(export_dir, meta):
     import yaml  # PyYAML (requirements.txt); Gradescope writes Ruby-style keys such as ":submitters:"
 
+    class Loader(yaml.SafeLoader):  # a Ruby-tagged value (!ruby/object:BigDecimal ...) read as plain data
+        pass
+
+    Loader.add_multi_constructor("!ruby/", lambda loader, suffix, node: (
+        loader.construct_mapping(node) if isinstance(node, yaml.MappingNode) else
+        loader.construct_sequence(node) if isinstance(node, yaml.SequenceNode) else loader.construct_scalar(node)))
     try:
         with open(meta, encoding="utf-8") as f:
-            data = yaml.safe_load(f)
+            data = yaml.load(f, Loader=Loader)  # noqa: S506 - a SafeLoader: no Python objects
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
         raise ExportError(f"--class: cannot read {meta}: {type(e).__name__}: {str(e).splitlines()[0]}") from None
     if not isinstance(data, dict):
@@ -195,65 +201,82 @@ def grade_class(export_dir, assignment, gradebook, feedback_dir, jobs=1, regrade
     students = read_export(export_dir)
     fingerprint = _grader_fingerprint(assignment, dict(options, visibility=visibility))
     os.makedirs(os.path.join(feedback_dir, "students"), exist_ok=True)
-    lock = _lock(feedback_dir)  # held until this process ends
-    by_submission = {}  # one grading per submission (a group's members share it)
-    for s in students:
-        by_submission.setdefault(s["submission"], s)
-    folders = _feedback_folders(feedback_dir, by_submission)
-    records, todo = {}, []
-    for sub, s in by_submission.items():
-        status, path, note = choose_file(s["folder"], assignment)
-        note = "; ".join(n for n in (s.get("note", ""), note) if n)
-        if status != "graded":
-            records[sub] = {"status": status, "file": "", "score": None, "checks": {}, "note": note}
-            _write_feedback(folders[sub], records[sub], None, None)
-            continue
-        digest = _sha256(path)
-        old = None if regrade else _read_record(folders[sub])
-        if old and old.get("fingerprint") == fingerprint and old.get("sha256") == digest and old["status"] == "graded":
-            records[sub] = old
-        else:
-            todo.append((sub, path, digest, note))
-    isolated = sandbox.workers_isolated_from_each_other()
-    if jobs > 1 and not isolated:
-        log(f"grading one at a time, not {jobs} at once: without mount and PID namespaces here, two students' "
-            f"workers would share a user and could reach each other's files and processes")
-        jobs = 1
-    runner.prepare(assignment)  # torch and the reference imported once, before the pool forks
-    done = sum(r["status"] == "graded" for r in records.values())
-    log(f"{len(by_submission)} submission(s): {len(todo)} to grade, {jobs} at a time; {done} graded before by this "
-        f"grader (--regrade grades them again); {len(records) - done} missing or ambiguous")
+    with _lock(feedback_dir):
+        by_submission = {}  # one grading per submission (a group's members share it)
+        for s in students:
+            by_submission.setdefault(s["submission"], s)
+        folders = _feedback_folders(feedback_dir, by_submission)
+        records, todo = {}, []  # a record's note is the file rule's (students see it); export notes stay per row
+        for sub, s in by_submission.items():
+            status, path, note = choose_file(s["folder"], assignment)
+            if status == "graded":
+                try:
+                    digest = _sha256(path)
+                except OSError as e:
+                    status, note = "error", "; ".join(n for n in (note, f"cannot read it: {e.strerror}") if n)
+            if status != "graded":
+                records[sub] = {"status": status, "file": "", "score": None, "checks": {}, "note": note}
+                _write_feedback(folders[sub], records[sub], None, None)
+                continue
+            old = None if regrade else _read_record(folders[sub])
+            if (old and old.get("status") == "graded" and old.get("submission") == sub
+                    and old.get("fingerprint") == fingerprint and old.get("sha256") == digest):
+                records[sub] = dict(old, note=note, file=os.path.relpath(path, s["folder"]))
+            else:
+                todo.append((sub, path, digest, note))
+        if todo and jobs > 1 and not sandbox.workers_isolated_from_each_other(runner.hidden_folders(assignment)):
+            log(f"grading one at a time, not {jobs} at once: without mount and PID namespaces here, two students' "
+                f"workers would share a user and could reach each other's files and processes")
+            jobs = 1
+        if todo:
+            runner.prepare(assignment)  # torch and the reference imported once, before the pool forks
+        done = sum(r["status"] == "graded" for r in records.values())
+        log(f"{len(by_submission)} submission(s): {len(todo)} to grade, {jobs} at a time; {done} graded before by "
+            f"this grader (--regrade grades them again); {len(records) - done} missing, ambiguous or unreadable")
 
-    def finish(sub, path, digest, note, g):
-        rel = os.path.relpath(path, by_submission[sub]["folder"])
-        if g.get("fault"):
-            records[sub] = {"status": "error", "file": rel, "score": None, "checks": {},
-                            "note": "; ".join(n for n in (note, f"the grader failed: {g['fault']}") if n)}
-            _write_feedback(folders[sub], records[sub], None, None)
-            return
-        if note:
-            g["notes"].insert(0, note)
-            g["found"] = note
-        report = results_json([g], g["seconds"], visibility)
-        records[sub] = {"status": "graded", "file": rel, "score": report["score"],
-                        "checks": {r["check"]: r["score"] for r in g["results"]}, "note": note,
-                        "sha256": digest, "fingerprint": fingerprint}
-        _write_feedback(folders[sub], records[sub], g, report)
+        def finish(task, g):
+            sub, path, digest, note = task
+            rel = os.path.relpath(path, by_submission[sub]["folder"])
+            if g.get("fault"):
+                records[sub] = {"status": "error", "file": rel, "score": None, "checks": {},
+                                "note": "; ".join(n for n in (note, f"the grader failed: {g['fault']}") if n)}
+                _write_feedback(folders[sub], records[sub], None, None)
+                return
+            if note:
+                g["notes"].insert(0, note)
+                g["found"] = note
+            report = results_json([g], g["seconds"], visibility)
+            records[sub] = {"status": "graded", "submission": sub, "file": rel, "score": report["score"],
+                            "checks": {r["check"]: r["score"] for r in g["results"]}, "note": note,
+                            "sha256": digest, "fingerprint": fingerprint}
+            _write_feedback(folders[sub], records[sub], g, report)
 
-    interrupted = False
-    try:
-        for (sub, path, digest, note), g in _run(todo, assignment, options, jobs, progress):
-            finish(sub, path, digest, note, g)
+        try:
+            again = []  # with -j N, a time limit or a kill may be a neighbour's doing: graded again alone
+            for task, g in _run(todo, assignment, options, jobs, progress):
+                if jobs > 1 and _cut_short(g):
+                    again.append(task)
+                    continue
+                finish(task, g)
+                atomic_write_bytes(gradebook, _gradebook_csv(assignment, students, records))
+            if again:
+                log(f"{len(again)} submission(s) hit a time limit or were killed while graded beside others: "
+                    f"graded again one at a time")
+            for task, g in _run(again, assignment, options, 1, progress):
+                finish(task, g)
+                atomic_write_bytes(gradebook, _gradebook_csv(assignment, students, records))
+        finally:  # Ctrl-C, SIGTERM: what is done is written, then the run stops
+            rows = _gradebook_rows(assignment, students, records)
             atomic_write_bytes(gradebook, _gradebook_csv(assignment, students, records))
-    except KeyboardInterrupt:
-        interrupted = True
-    rows = _gradebook_rows(assignment, students, records)
-    atomic_write_bytes(gradebook, _gradebook_csv(assignment, students, records))
-    write_summary(assignment, rows, feedback_dir)
-    lock.close()
-    if interrupted:
-        raise KeyboardInterrupt
+            write_summary(assignment, rows, feedback_dir)
     return rows
+
+
+def _cut_short(grading):
+    """True when a check of this grading hit its time limit or its worker was killed: with other
+    gradings beside it, that may be their doing (they share the CPU and the memory)."""
+    return any(("longer than its limit" in r["output"] or "time limit of" in r["output"] or "SIGKILL" in r["output"])
+               for r in grading.get("results", ()))
 
 
 def _run(todo, assignment, options, jobs, progress):
@@ -261,6 +284,7 @@ def _run(todo, assignment, options, jobs, progress):
     in a pool of forked processes (each with the trusted side already imported)."""
     from tqdm import tqdm
 
+    tqdm.monitor_interval = 0  # no monitor thread: the pool forks this process
     bar = tqdm(total=len(todo), unit="submission", disable=None if progress is None else not progress,
                file=sys.stderr, dynamic_ncols=True)
     try:
@@ -276,7 +300,8 @@ def _run(todo, assignment, options, jobs, progress):
             for future in concurrent.futures.as_completed(futures):
                 try:
                     g = future.result()
-                except Exception as e:  # noqa: BLE001 - a pool process lost (e.g. killed): this student only
+                except Exception as e:  # noqa: BLE001 - a pool process lost: its students (and those waiting) get
+                    # status=error, never a score, and the next run grades them again
                     g = {"fault": f"{type(e).__name__}: {e}"}
                 yield futures[future], g
                 bar.update()
@@ -295,9 +320,12 @@ def _grade_one(assignment, path, options):
     _GRADING.append(True)
     try:
         return runner.grade_assignment(assignment, path, **options)
-    except OSError as e:
+    except Exception as e:  # noqa: BLE001 - the host's or the grader's fault: this student's row says so
         return {"fault": f"{type(e).__name__}: {e}"}
     except _Stopped:  # a pool process told to stop: the grading's cleanup has run (worker killed, sandbox gone)
+        from .sandbox import _kill_orphans
+
+        _kill_orphans()  # (in case the signal came during that cleanup)
         os._exit(128 + signal.SIGTERM)
     finally:
         _GRADING.clear()
@@ -316,6 +344,7 @@ def _pool_init():
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
     signal.signal(signal.SIGTERM, _on_stop)
+    signal.signal(signal.SIGHUP, _on_stop)
     become_subreaper()  # the workers' orphans come back to this process, which kills them
     with contextlib.suppress(Exception):  # the main process killed (-9): stop as if told to
         import ctypes
@@ -324,7 +353,8 @@ def _pool_init():
 
 
 def _on_stop(signum, frame):
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: the cleanup itself is not interrupted
+    for sig in (signal.SIGTERM, signal.SIGHUP):  # once: the cleanup itself is not interrupted
+        signal.signal(sig, signal.SIG_IGN)
     if not _GRADING:
         os._exit(128 + signum)  # idle: nothing to clean up
     raise _Stopped(signum)
@@ -333,17 +363,24 @@ def _on_stop(signum, frame):
 def _stop_pool(pool):
     """Ctrl-C: cancel what has not started, stop what has (each grading's ``finally`` kills its
     worker and removes its sandbox), and wait for the pool's processes."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the cleanup short
-    processes = list((getattr(pool, "_processes", None) or {}).values())
-    pool.shutdown(wait=False, cancel_futures=True)
-    for p in processes:
-        with contextlib.suppress(OSError):
-            p.terminate()
-    for p in processes:
-        p.join(30)
-        if p.is_alive():
-            p.kill()
-            p.join(5)
+    stops = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, stops)  # a second Ctrl-C must not cut the cleanup short
+    try:
+        processes = list((getattr(pool, "_processes", None) or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for p in processes:
+            with contextlib.suppress(OSError):
+                p.terminate()
+        for p in processes:
+            p.join(30)
+            if p.is_alive():
+                p.kill()
+                p.join(5)
+    finally:
+        for sig in stops - blocked:  # what arrived meanwhile is dropped: the run is stopping already
+            with contextlib.suppress(OSError, ValueError):
+                signal.sigtimedwait([sig], 0)
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
 
 # ==========================================================================================
@@ -360,7 +397,8 @@ def _gradebook_rows(assignment, students, records):
         if r is None:
             continue  # not graded yet (an interrupted run)
         row = {"student": s["student"], "email": s["email"], "submission": s["submission"], "file": r["file"],
-               "status": r["status"], "score": "" if r["score"] is None else f"{r['score']:g}", "note": r["note"]}
+               "status": r["status"], "score": "" if r["score"] is None else f"{r['score']:g}",
+               "note": "; ".join(n for n in (s.get("note", ""), r["note"]) if n)}
         for k, _, _ in POINTS[assignment]:
             row[k] = f"{r['checks'][k]:g}" if k in r["checks"] else ""
         rows.append(row)
@@ -525,13 +563,18 @@ def _sha256(path):
 
 
 def _grader_fingerprint(assignment, options):
-    """The grader's code, its reference and the grading options: a record from another grader
-    (a check fixed since) or other options is graded again."""
+    """The grading code, the references, torch's and Python's versions and the options: a record
+    from another grader (a check fixed since) or other options is graded again."""
     from .bundle import grader_files
     from .runner import HERE
 
-    h = hashlib.sha256(json.dumps([assignment, sorted(options.items())], default=str).encode())
+    import torch
+
+    h = hashlib.sha256(json.dumps([assignment, options, torch.__version__, sys.version], default=str,
+                                  sort_keys=True).encode())
     for rel in grader_files():
+        if rel.endswith(("classroom.py", "bundle.py")) or rel.startswith(("gradescope", "requirements")):
+            continue  # what writes the outputs or the bundle: not what grades
         with contextlib.suppress(OSError):
             h.update(rel.encode() + _sha256(os.path.join(HERE, rel)).encode())
     return h.hexdigest()

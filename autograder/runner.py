@@ -419,6 +419,12 @@ def prepare(assignment, reference_path=None):
     _load_reference(assignment, reference_path or os.path.join(HERE, ASSIGNMENTS[assignment]["file"]))
 
 
+def hidden_folders(assignment, reference_path=None):
+    """The folders a worker must never see: the grader's own and the reference's."""
+    reference_path = os.path.abspath(reference_path or os.path.join(HERE, ASSIGNMENTS[assignment]["file"]))
+    return [HERE, os.path.dirname(reference_path)]
+
+
 def _load_reference(assignment, path):
     """The reference module (imported once per path, in the trusted process)."""
     key = os.path.abspath(path)
@@ -576,7 +582,7 @@ def grade_assignment(assignment, student_file, timeout=DEFAULT_TIMEOUT, memory_m
         }
         if os.environ.get("LD_LIBRARY_PATH"):
             env["LD_LIBRARY_PATH"] = os.environ["LD_LIBRARY_PATH"]
-        hidden = [HERE, os.path.dirname(reference_path)]
+        hidden = hidden_folders(assignment, reference_path)
         sys_path = [p for p in sys.path if p and os.path.isabs(p) and not any(_under(p, h) for h in hidden)
                     and os.path.abspath(p) != os.path.dirname(os.path.abspath(student_file))]
         worker_cmd = [sys.executable, "-I", "-X", "utf8", os.path.join(work, "autograde_worker.py"), "{REQ_FD}",

@@ -200,6 +200,31 @@ def test_a_second_run_at_once_on_the_same_feedback_folder_is_refused(tmp_path):
     classroom._lock(str(tmp_path)).close()
 
 
+def test_ruby_tagged_values_of_a_real_export_are_read_as_plain_data(tmp_path):
+    (tmp_path / "submission_7").mkdir()
+    (tmp_path / "submission_metadata.yml").write_text(
+        "submission_7:\n  :submitters:\n  - :name: Ann\n    :email: ann@uni.edu\n"
+        "  :score: !ruby/object:BigDecimal 18:0.1e2\n  :history: !ruby/array:Array []\n")
+    assert [(r["student"], r["submission"]) for r in classroom.read_export(str(tmp_path))] == [("Ann", "submission_7")]
+
+
+def test_a_group_members_notes_stay_on_their_own_rows(tmp_path):
+    """Bob is in two submissions, one with Carol: the note is Bob's, not Carol's."""
+    for sub in ("submission_1", "submission_2"):
+        (tmp_path / "export" / sub).mkdir(parents=True)
+    (tmp_path / "export" / "submission_metadata.yml").write_text(
+        "submission_1:\n  :submitters:\n  - :name: Carol\n    :email: c@uni.edu\n  - :name: Bob\n    :email: b@uni.edu\n"
+        "submission_2:\n  :submitters:\n  - :name: Bob\n    :email: b@uni.edu\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    proc, rows = _grade_class(tmp_path / "export", out)
+    assert proc.returncode == 0, proc.stderr
+    notes = {(r["student"], r["submission"]): r["note"] for r in rows}
+    assert notes[("Carol", "submission_1")] == "no hw2_ResNet.py and no .py file; the folder holds no regular file"
+    assert notes[("Bob", "submission_1")].startswith("the same student is also in submission_2; no hw2_ResNet.py")
+    assert "also in" not in (out / "feedback" / "students" / "submission_1" / "feedback.txt").read_text()
+
+
 @pytest.mark.parametrize("content, expected", [
     ("- just\n- a list\n", "is not a mapping of submissions"),
     ("submission_1: [unclosed\n", "cannot read"),

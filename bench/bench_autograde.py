@@ -4,8 +4,8 @@ The class (written to a temporary Gradescope-style export, ``submission_metadata
 ``submission_<id>/`` folder each): every file of the grader's test corpus for the assignment
 (correct files and the usual mistakes, ``tests/corpus/``), a few hostile files (one that kills
 every process it can, one that exits at import, one that allocates without bound, one that
-leaves a daemon behind, one that writes 2,000 files, one whose ``calculate_V``/``Block``
-loops forever), then copies of the correct starter up to ``--n`` submissions.
+leaves a daemon behind, one that writes 2,000 files, one whose ``GAN.calculate_V`` (hw5) or
+``Block.forward`` (hw2) loops forever), then copies of the correct starter up to ``--n`` submissions.
 
 Modes, each a fresh process of the real command line, one after another:
 
@@ -43,7 +43,7 @@ HOSTILE = {  # name -> code appended to the correct starter (hw5 and hw2 alike)
                            "    os._exit(0)\n"),
     "many_files": "import os\nfor i in range(2000):\n    open(f'junk_{i}.txt', 'w').write('x')\n",
 }
-LOOP = {"hw5": "\n\ndef calculate_V(*args, **kwargs):\n    while True:\n        pass\n",
+LOOP = {"hw5": "\n\ndef _forever(self, *args, **kwargs):\n    while True:\n        pass\n\n\nGAN.calculate_V = _forever\n",
         "hw2": "\n\n_Block = Block\n\n\nclass Block(_Block):\n    def forward(self, x):\n        while True:\n"
                "            pass\n"}
 

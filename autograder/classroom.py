@@ -533,8 +533,8 @@ def _plot_summary(assignment, graded, rates, rows, path):
     scores = np.array([float(r["score"]) for r in graded])
     counts = {s: sum(r["status"] == s for r in rows) for s in STATUSES}
     fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.2), gridspec_kw={"width_ratios": [1, 1.4]})
-    a.hist(scores, bins=np.arange(0, 105, 5), color="tab:blue", edgecolor="white")
-    a.set_xlabel("score (of 100)")
+    a.hist(scores, bins=np.arange(-2.5, 105, 5), color="tab:blue", edgecolor="white")  # bars at 0, 5, ..., 100
+    a.set_xlabel("score (of 100; each bar holds the scores within 2.5 of its centre)")
     a.set_ylabel("students")
     a.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     stats = f"mean {scores.mean():.1f}, median {np.median(scores):g}" if len(scores) else "none graded"

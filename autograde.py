@@ -366,8 +366,8 @@ def _grade_class(parser, args, visibility):
               f"run the same command again to go on", file=sys.stderr)
         raise
     print(classroom.summary_text(args.assignment, rows, time.monotonic() - t0))
-    print(f"gradebook: {args.gradebook}; feedback: {args.feedback_dir} (summary.png, pass_rates.csv, one folder "
-          f"per submission)")
+    print(f"gradebook: {args.gradebook}; feedback: {args.feedback_dir} (summary.png, pass_rates.csv, and "
+          f"students/: one folder per submission)")
     errors = [r for r in rows if r["status"] == "error"]
     if errors:
         print(f"autograde.py: error: the grader failed on {len(errors)} submission(s) (status=error, no score): "

@@ -325,8 +325,10 @@ def _grade_class(parser, args, visibility):
                         ("--feedback-dir", args.feedback_dir)):
         if not value:
             parser.error(f"--class needs {flag}")
-    if args.jobs < 1:
-        parser.error(f"-j must be at least 1, got {args.jobs}")
+    cores = os.cpu_count() or 1
+    if not 1 <= args.jobs <= cores:
+        parser.error(f"-j must be between 1 and this machine's {cores} CPU(s) (each grading keeps one busy), "
+                     f"got {args.jobs}")
     export = os.path.abspath(args.class_dir)
     if not os.path.isdir(export):
         parser.error(f"--class: {args.class_dir!r} is not a folder (expected a submissions export)")

@@ -220,8 +220,9 @@ def grade_class(export_dir, assignment, gradebook, feedback_dir, jobs=1, regrade
                 continue
             old = None if regrade else _read_record(folders[sub])
             if (old and old.get("status") == "graded" and old.get("submission") == sub
-                    and old.get("fingerprint") == fingerprint and old.get("sha256") == digest):
-                records[sub] = dict(old, note=note, file=os.path.relpath(path, s["folder"]))
+                    and old.get("fingerprint") == fingerprint and old.get("sha256") == digest
+                    and old.get("file") == os.path.relpath(path, s["folder"])):  # (the feedback names the file)
+                records[sub] = dict(old, note=note)
             else:
                 todo.append((sub, path, digest, note))
         if todo and jobs > 1 and not sandbox.workers_isolated_from_each_other(runner.hidden_folders(assignment)):
@@ -254,7 +255,7 @@ def grade_class(export_dir, assignment, gradebook, feedback_dir, jobs=1, regrade
         try:
             again = []  # with -j N, a time limit or a kill may be a neighbour's doing: graded again alone
             for task, g in _run(todo, assignment, options, jobs, progress):
-                if jobs > 1 and _cut_short(g):
+                if jobs > 1 and len(todo) > 1 and _cut_short(g):
                     again.append(task)
                     continue
                 finish(task, g)
@@ -262,7 +263,7 @@ def grade_class(export_dir, assignment, gradebook, feedback_dir, jobs=1, regrade
             if again:
                 log(f"{len(again)} submission(s) hit a time limit or were killed while graded beside others: "
                     f"graded again one at a time")
-            for task, g in _run(again, assignment, options, 1, progress):
+            for task, g in _run(again, assignment, options, 1, progress, pool=True):
                 finish(task, g)
                 atomic_write_bytes(gradebook, _gradebook_csv(assignment, students, records))
         finally:  # Ctrl-C, SIGTERM: what is done is written, then the run stops
@@ -279,21 +280,25 @@ def _cut_short(grading):
                for r in grading.get("results", ()))
 
 
-def _run(todo, assignment, options, jobs, progress):
-    """Yield ``(task, grading)`` as each submission finishes: in this process for one job, else
-    in a pool of forked processes (each with the trusted side already imported)."""
+def _run(todo, assignment, options, jobs, progress, pool=False):
+    """Yield ``(task, grading)`` as each submission finishes: in this process for one job (unless
+    ``pool``), else in a pool of forked processes (each with the trusted side already imported),
+    which unwind their gradings even when this process is killed outright."""
     from tqdm import tqdm
 
     tqdm.monitor_interval = 0  # no monitor thread: the pool forks this process
     bar = tqdm(total=len(todo), unit="submission", disable=None if progress is None else not progress,
                file=sys.stderr, dynamic_ncols=True)
     try:
-        if jobs <= 1:
+        if jobs <= 1 and not pool:
             for task in todo:
                 yield task, _grade_one(assignment, task[1], options)
                 bar.update()
             return
-        pool = concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("fork"),
+        if not todo:
+            return
+        pool = concurrent.futures.ProcessPoolExecutor(max_workers=min(jobs, len(todo)),
+                                                      mp_context=multiprocessing.get_context("fork"),
                                                       initializer=_pool_init)
         try:
             futures = {pool.submit(_grade_one, assignment, task[1], options): task for task in todo}
@@ -568,9 +573,9 @@ def _grader_fingerprint(assignment, options):
     from .bundle import grader_files
     from .runner import HERE
 
-    import torch
+    from importlib.metadata import version  # (importing torch here could be cut by a signal half-way)
 
-    h = hashlib.sha256(json.dumps([assignment, options, torch.__version__, sys.version], default=str,
+    h = hashlib.sha256(json.dumps([assignment, options, version("torch"), sys.version], default=str,
                                   sort_keys=True).encode())
     for rel in grader_files():
         if rel.endswith(("classroom.py", "bundle.py")) or rel.startswith(("gradescope", "requirements")):

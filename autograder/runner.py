@@ -414,9 +414,16 @@ _REFERENCES = {}
 def prepare(assignment, reference_path=None):
     """Import the trusted side's heavy parts now (torch, the reference): a class's pool forks
     after this, so each of its processes starts with them instead of importing them again."""
-    import torch  # noqa: F401
+    import signal
 
-    _load_reference(assignment, reference_path or os.path.join(HERE, ASSIGNMENTS[assignment]["file"]))
+    stops = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, stops)  # a signal inside an import leaves it half done
+    try:
+        import torch  # noqa: F401
+
+        _load_reference(assignment, reference_path or os.path.join(HERE, ASSIGNMENTS[assignment]["file"]))
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)  # a signal that came meanwhile is delivered now
 
 
 def hidden_folders(assignment, reference_path=None):

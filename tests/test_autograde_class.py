@@ -242,7 +242,8 @@ def test_a_broken_metadata_file_is_one_line(tmp_path, content, expected):
 @pytest.mark.parametrize("args, expected", [
     (["--gradebook", "G.csv", "--feedback-dir", "FB"], "--class needs --assignment"),
     (["--assignment", "hw2", "--feedback-dir", "FB"], "--class needs --gradebook"),
-    (["--assignment", "hw2", "--gradebook", "G.csv", "--feedback-dir", "FB", "-j", "0"], "-j must be at least 1"),
+    (["--assignment", "hw2", "--gradebook", "G.csv", "--feedback-dir", "FB", "-j", "0"], "-j must be between 1 and"),
+    (["--assignment", "hw2", "--gradebook", "G.csv", "--feedback-dir", "FB", "-j", "100000"], "-j must be between 1 and"),
     (["--assignment", "hw2", "--gradebook", "G.csv", "--feedback-dir", "EXPORT/fb"], "lies inside the export"),
     (["--assignment", "hw2", "--gradebook", "FB/summary.png", "--feedback-dir", "FB"], "lies inside --feedback-dir"),
     (["--assignment", "hw2", "--gradebook", "../G.csv", "--feedback-dir", "."], "the export lies inside --feedback-dir"),
@@ -277,6 +278,7 @@ def _sandboxes_holding(text):
     return found
 
 
+JOBS = str(min(2, os.cpu_count() or 1))  # -j may not exceed the machine's CPUs
 EXPECTED_STATUS = {"gus": "missing", "hal": "missing", "ida": "ambiguous", "jon": "ambiguous"}
 
 
@@ -322,7 +324,7 @@ def test_a_gradescope_export_of_20_graded_two_at_a_time_equals_one_at_a_time(tmp
     _gradescope_export(tmp_path / "export", _class_files())
     out = tmp_path / "out"
     out.mkdir()
-    proc, rows = _grade_class(tmp_path / "export", out, "-j", "2", "--timeout", "60")
+    proc, rows = _grade_class(tmp_path / "export", out, "-j", JOBS, "--timeout", "60")
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
     emails = {r["student"]: r["email"] for r in rows}
@@ -347,7 +349,7 @@ def test_a_gradescope_export_of_20_graded_two_at_a_time_equals_one_at_a_time(tmp
     assert "16 graded, 2 missing, 2 ambiguous, 0 error" in proc.stdout
 
 
-def test_a_plain_export_of_20_graded_one_at_a_time_equals_it_and_a_second_run_grades_only_a_changed_file(tmp_path, one_at_a_time):
+def test_a_plain_export_of_20_graded_one_at_a_time_equals_it_and_a_second_run_grades_only_changed_files(tmp_path, one_at_a_time):
     for name, files in _class_files().items():
         _write(str(tmp_path / "export" / name), files)
     out = tmp_path / "out"
@@ -359,15 +361,17 @@ def test_a_plain_export_of_20_graded_one_at_a_time_equals_it_and_a_second_run_gr
     records = {r["submission"]: (out / "feedback" / "students" / r["submission"] / "record.json").stat().st_mtime_ns
                for r in rows if r["status"] == "graded"}
     shutil.copy(os.path.join(CORPUS, "hw2", "block_no_skip.py"), tmp_path / "export" / "ned" / "hw2_ResNet.py")
+    os.rename(tmp_path / "export" / "eve" / "hw2_ResNet_final.py", tmp_path / "export" / "eve" / "mine.py")
     proc, again = _grade_class(tmp_path / "export", out)
-    assert proc.returncode == 0 and "1 to grade" in proc.stderr, proc.stderr
+    assert proc.returncode == 0 and "2 to grade" in proc.stderr, proc.stderr
     changed = {r["submission"] for r in again if r["status"] == "graded" and
                (out / "feedback" / "students" / r["submission"] / "record.json").stat().st_mtime_ns != records[r["submission"]]}
-    assert changed == {"ned"}
+    assert changed == {"ned", "eve"}  # a new file, and the same file under a new name (its feedback names it)
+    assert "graded mine.py as hw2_ResNet.py" in (out / "feedback" / "students" / "eve" / "feedback.txt").read_text()
     assert {r["student"]: r["score"] for r in again}["ned"] == "70"
 
 
-@pytest.mark.parametrize("sig, jobs", [(signal.SIGINT, "1"), (signal.SIGTERM, "2")])
+@pytest.mark.parametrize("sig, jobs", [(signal.SIGINT, "1"), (signal.SIGTERM, JOBS)])
 def test_ctrl_c_or_sigterm_keeps_what_was_graded_and_a_second_run_goes_on(tmp_path, sig, jobs):
     """The second student's import hangs: Ctrl-C (or SIGTERM, to the pool's run) then stops the
     run at once, without a traceback; the first student's row and feedback stay; no worker and
